@@ -1,0 +1,1 @@
+"""tap-voluum: a Singer tap for the Voluum ad-tracking API."""

@@ -1,0 +1,178 @@
+"""Voluum access-key session: one login per process, refreshed before expiry and on 401."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+import backoff
+import msgspec
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_voluum.errors import VoluumAuthError, voluum_error
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+LOGIN_PATH = "/auth/access/session"
+TOKEN_HEADER = "cwauth-token"
+DEFAULT_LIFETIME_S = 4 * 3600.0
+MAX_MARGIN_S = 600.0
+MARGIN_FRACTION = 0.1
+
+
+def parse_expiration(value: object, now: float) -> float:
+    """Return the epoch seconds of Voluum's `expirationTimestamp` (4 h from now if unreadable)."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return now + DEFAULT_LIFETIME_S
+
+
+def token_fingerprint(token: str) -> str:
+    """Return a short, non-reversible name for a token, safe to log."""
+    return hashlib.sha256(token.encode()).hexdigest()[:8]
+
+
+class VoluumSession(requests.auth.AuthBase):
+    """Shares one Voluum session token among every stream and thread of the process.
+
+    The token is renewed a margin before `expirationTimestamp` (10 % of its lifetime, at
+    most 10 minutes) and after a 401: `invalidate` forgets the token only if it is still
+    the one that failed, so many requests meeting the same expired token cause one login.
+    """
+
+    _sessions: ClassVar[dict[tuple[str, str, str], VoluumSession]] = {}
+    _sessions_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        api_url: str,
+        access_id: str,
+        access_key: str,
+        http: requests.Session,
+        *,
+        timeout: float = 60.0,
+        max_tries: int = 6,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._login_url = api_url.rstrip("/") + LOGIN_PATH
+        self._access_id = access_id
+        self._access_key = access_key
+        self._http = http
+        self._timeout = timeout
+        self._max_tries = max_tries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self.logins = 0
+
+    @classmethod
+    def shared(
+        cls, api_url: str, access_id: str, access_key: str, http: requests.Session, **kwargs: float
+    ) -> VoluumSession:
+        """Return the process-wide session for these credentials, creating it once."""
+        digest = hashlib.sha256(access_key.encode()).hexdigest()
+        key = (api_url.rstrip("/"), access_id, digest)
+        with cls._sessions_lock:
+            session = cls._sessions.get(key)
+            if session is None:
+                session = cls(api_url, access_id, access_key, http, **kwargs)  # type: ignore[arg-type]
+                cls._sessions[key] = session
+            return session
+
+    @classmethod
+    def forget_all(cls) -> None:
+        """Drop every shared session (tests that switch servers or credentials)."""
+        with cls._sessions_lock:
+            cls._sessions.clear()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Attach a live token to the request."""
+        request.headers[TOKEN_HEADER] = self.token()
+        return request
+
+    def token(self) -> str:
+        """Return a token that is not about to expire, logging in when needed."""
+        with self._lock:
+            if self._token is None or self._clock() >= self._renew_at:
+                self._login()
+            assert self._token is not None
+            return self._token
+
+    def invalidate(self, failed_token: str | None) -> None:
+        """Forget the token after Voluum refused it, unless another thread already renewed it."""
+        with self._lock:
+            if failed_token is None or failed_token == self._token:
+                self._token = None
+
+    def _login(self) -> None:
+        payload = self._post_login()
+        token = payload.get("token")
+        if not isinstance(token, str) or not token:
+            raise VoluumAuthError("Voluum's login answer carried no session token")
+        now = self._clock()
+        expires_at = parse_expiration(payload.get("expirationTimestamp"), now)
+        lifetime = max(expires_at - now, 0.0)
+        self._token = token
+        self._renew_at = expires_at - min(MAX_MARGIN_S, lifetime * MARGIN_FRACTION)
+        self.logins += 1
+
+    def _post_login(self) -> dict:
+        @backoff.on_exception(
+            backoff.expo,
+            (RetriableAPIError, requests.ConnectionError, requests.Timeout),
+            max_tries=self._max_tries,
+            factor=0.5,
+            max_value=30,
+        )
+        def attempt() -> dict:
+            response = self._http.post(
+                self._login_url,
+                data=msgspec.json.encode({"accessId": self._access_id, "accessKey": self._access_key}),
+                headers={"Content-Type": "application/json; charset=utf-8"},
+                timeout=self._timeout,
+                auth=_no_token,  # the shared session's own auth is this object
+            )
+            return self._check_login(response)
+
+        return attempt()
+
+    @staticmethod
+    def _check_login(response: requests.Response) -> dict:
+        status = response.status_code
+        if status in (401, 403):
+            code = _error_code(response, "BAD_CREDENTIALS")
+            msg = (
+                f"Voluum rejected the access key ({status} {code}): "
+                "check the access_id and access_key settings"
+            )
+            raise VoluumAuthError(msg)
+        if status == 429 or status >= 500:
+            raise RetriableAPIError(f"login answered HTTP {status}", response)
+        if status >= 400:
+            code = _error_code(response, "error")
+            raise VoluumAuthError(f"Voluum refused the login (HTTP {status} {code})")
+        try:
+            payload = msgspec.json.decode(response.content)
+        except msgspec.DecodeError as exc:
+            raise RetriableAPIError("login answer was not JSON", response) from exc
+        if not isinstance(payload, dict):
+            raise RetriableAPIError("login answer was not a JSON object", response)
+        return payload
+
+
+def _no_token(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
+def _error_code(response: requests.Response, default: str) -> str:
+    error = voluum_error(response.content)
+    return error[0] if error else default

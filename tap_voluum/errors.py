@@ -1,0 +1,43 @@
+"""Errors that end a sync with a one-line message instead of a traceback."""
+
+from __future__ import annotations
+
+import msgspec
+from singer_sdk.exceptions import FatalAPIError
+
+
+class VoluumError(FatalAPIError):
+    """Base of every error tap-voluum reports to the user in one line."""
+
+
+class VoluumConfigError(VoluumError):
+    """A setting is missing or invalid; raised before any data request."""
+
+
+class VoluumAuthError(VoluumError):
+    """Voluum rejected the access key."""
+
+
+class VoluumAPIError(VoluumError):
+    """Voluum answered with an error that retrying will not fix."""
+
+
+class DeniedEndpointError(VoluumError):
+    """The tap was asked to call an endpoint that refuses access-key sessions."""
+
+
+def voluum_error(body: bytes) -> tuple[str, str] | None:
+    """Return (code, message) from Voluum's `{"error": {...}}` envelope, or None."""
+    try:
+        payload = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        return None
+    code = str(error.get("code") or "ERROR")
+    parts = [str(error.get("description") or "")]
+    messages = error.get("messages")
+    if isinstance(messages, list):
+        parts.extend(str(m) for m in messages if m)
+    return code, "; ".join(p for p in parts if p)

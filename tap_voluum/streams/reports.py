@@ -1,0 +1,301 @@
+"""`GET /report` streams: built-in daily/hourly reports and the user's custom reports."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from tap_voluum.client import decoded
+from tap_voluum.errors import VoluumConfigError
+from tap_voluum.streams.windows import Window, WindowedStream, aware
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    import requests
+    from singer_sdk import Tap
+
+MAX_GROUP_LEVELS = 3  # Voluum groups at most three levels deep
+CUSTOM_SLOTS = 20
+BUCKET_KEY = "bucketStart"
+
+STRING = {"type": ["string", "null"]}
+INTEGER = {"type": ["integer", "null"]}
+NUMBER = {"type": ["number", "null"]}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A Voluum `groupBy` value and the row fields it brings."""
+
+    group_by: str
+    key: str
+    fields: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+
+
+def _entity(group_by: str, prefix: str, *extra: str, aliases: tuple[str, ...] = ()) -> Dimension:
+    fields = (f"{prefix}Id", f"{prefix}Name", *extra)
+    return Dimension(group_by, f"{prefix}Id", fields, (f"{prefix}Id", *aliases))
+
+
+_WORKSPACE = ("WorkspaceId", "WorkspaceName")
+DIMENSIONS: tuple[Dimension, ...] = (
+    _entity(
+        "campaign", "campaign", "campaignCountry", "campaignWorkspaceId", "campaignWorkspaceName",
+        "trafficSourceName", aliases=("campaign_id",),
+    ),
+    _entity("offer", "offer", "offerCountry", "offerWorkspaceId", "offerWorkspaceName"),
+    _entity("lander", "lander", "landerCountry", "landerWorkspaceId", "landerWorkspaceName"),
+    _entity("flow", "flow", "flowWorkspaceId", "flowWorkspaceName"),
+    _entity("traffic-source", "trafficSource", aliases=("traffic_source_id",)),
+    _entity("affiliate-network", "affiliateNetwork", aliases=("affiliate_network_id",)),
+    Dimension("country", "countryCode", ("countryCode", "countryName"), ("country-code", "countryCode")),
+    Dimension("os", "os", ("os",)),
+    Dimension("browser", "browser", ("browser",)),
+    *(
+        Dimension(f"custom-variable-{n}", f"customVariable{n}", (f"customVariable{n}",), (f"customVariable{n}",))
+        for n in range(1, 11)
+    ),
+)
+DIMENSION_BY_NAME: dict[str, Dimension] = {
+    name: dim for dim in DIMENSIONS for name in (dim.group_by, *dim.aliases)
+}
+GRANULARITIES = ("day", "hour")
+
+INTEGER_METRICS = (
+    "visits", "uniqueVisits", "clicks", "conversions", "errors", "impressions", "bids",
+    "suspiciousVisits", "suspiciousClicks",
+    *(f"customConversions{n}" for n in range(1, CUSTOM_SLOTS + 1)),
+)
+NUMBER_METRICS = (
+    "revenue", "cost", "profit", "roi", "cpv", "ctr", "cr", "cv", "epv", "epc", "ap", "ictr",
+    "advertiserCost", "ecpa", "ecpc", "ecpm", "rpm", "winRate",
+    *(f"customRevenue{n}" for n in range(1, CUSTOM_SLOTS + 1)),
+)
+METRICS = INTEGER_METRICS + NUMBER_METRICS
+_TEXT_COLUMN = re.compile(r"(Id|Name|Url|Notes|Country|Code|Type|Status|Tags)$")
+
+
+def column_type(column: str) -> dict:
+    """JSON schema of a report column: known metrics typed, names and ids text."""
+    if column in INTEGER_METRICS:
+        return INTEGER
+    if column in NUMBER_METRICS:
+        return NUMBER
+    if _TEXT_COLUMN.search(column) or column in ("os", "browser"):
+        return STRING
+    return NUMBER  # account-defined formula columns (e.g. CostPerFTD) are numbers
+
+
+@dataclass(frozen=True)
+class ReportDefinition:
+    """What one report stream groups by and returns."""
+
+    name: str
+    dimensions: tuple[Dimension, ...]
+    granularity: str = "day"
+    columns: tuple[str, ...] = METRICS
+
+    @property
+    def time_in_group_by(self) -> bool:
+        """Whether the time level fits under Voluum's three grouping levels."""
+        return len(self.dimensions) < MAX_GROUP_LEVELS
+
+    @property
+    def group_by(self) -> list[str]:
+        """`groupBy` values, the time level last."""
+        levels = [d.group_by for d in self.dimensions]
+        return [*levels, self.granularity] if self.time_in_group_by else levels
+
+    @property
+    def key_fields(self) -> tuple[str, ...]:
+        """Row fields that identify a group, besides the bucket."""
+        return tuple(d.key for d in self.dimensions)
+
+    @property
+    def dimension_fields(self) -> tuple[str, ...]:
+        """Every field the grouped dimensions bring, once each."""
+        return tuple(dict.fromkeys(f for d in self.dimensions for f in d.fields))
+
+
+BUILT_IN_REPORTS: tuple[ReportDefinition, ...] = (
+    ReportDefinition("campaign_report", (DIMENSION_BY_NAME["campaign"],)),
+    ReportDefinition("offer_report", (DIMENSION_BY_NAME["offer"],)),
+    ReportDefinition("lander_report", (DIMENSION_BY_NAME["lander"],)),
+    ReportDefinition("flow_report", (DIMENSION_BY_NAME["flow"],)),
+    ReportDefinition("traffic_source_report", (DIMENSION_BY_NAME["traffic-source"],)),
+    ReportDefinition("affiliate_network_report", (DIMENSION_BY_NAME["affiliate-network"],)),
+    ReportDefinition("campaign_hourly_report", (DIMENSION_BY_NAME["campaign"],), "hour"),
+)
+_STREAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def custom_report_definitions(
+    entries: Iterable[Mapping[str, Any]], taken: set[str]
+) -> list[ReportDefinition]:
+    """Check the `custom_reports` setting and turn each entry into a definition."""
+    definitions: list[ReportDefinition] = []
+    names = set(taken)
+    for entry in entries:
+        name = str(entry.get("name") or "")
+        where = f"custom_reports[{name or len(definitions)}]"
+        if not _STREAM_NAME.match(name):
+            raise VoluumConfigError(f"{where}: name must be snake_case letters, digits and _")
+        if name in names:
+            raise VoluumConfigError(f"{where}: the stream name '{name}' is used twice")
+        names.add(name)
+        dimensions = _dimensions(where, entry.get("group_by") or [])
+        granularity = str(entry.get("granularity") or "day")
+        if granularity not in GRANULARITIES:
+            raise VoluumConfigError(f"{where}: granularity must be 'day' or 'hour', not '{granularity}'")
+        if granularity == "hour" and len(dimensions) >= MAX_GROUP_LEVELS:
+            msg = f"{where}: an hourly report takes at most 2 dimensions (Voluum groups 3 levels)"
+            raise VoluumConfigError(msg)
+        columns = tuple(str(c) for c in entry.get("columns") or ()) or METRICS
+        definitions.append(ReportDefinition(name, dimensions, granularity, columns))
+    return definitions
+
+
+def _dimensions(where: str, group_by: Iterable[str]) -> tuple[Dimension, ...]:
+    dimensions: list[Dimension] = []
+    for name in group_by:
+        if name in GRANULARITIES:
+            raise VoluumConfigError(f"{where}: put '{name}' in granularity, not in group_by")
+        dimension = DIMENSION_BY_NAME.get(name)
+        if dimension is None:
+            known = ", ".join(d.group_by for d in DIMENSIONS)
+            raise VoluumConfigError(f"{where}: unknown dimension '{name}' (known: {known})")
+        if dimension in dimensions:
+            raise VoluumConfigError(f"{where}: dimension '{name}' is listed twice")
+        dimensions.append(dimension)
+    if not 1 <= len(dimensions) <= MAX_GROUP_LEVELS:
+        raise VoluumConfigError(f"{where}: group_by takes 1 to 3 dimensions, not {len(dimensions)}")
+    return tuple(dimensions)
+
+
+class ReportStream(WindowedStream):
+    """One `/report` grouping, read per window of local days, keyed by bucket + dimensions."""
+
+    path = "/report"
+    replication_key = BUCKET_KEY
+
+    def __init__(self, tap: Tap, definition: ReportDefinition) -> None:
+        self.definition = definition
+        super().__init__(tap, name=definition.name, schema=self._schema(definition))
+        self.primary_keys = (BUCKET_KEY, *definition.key_fields)
+
+    @staticmethod
+    def _schema(definition: ReportDefinition) -> dict:
+        properties: dict[str, dict] = {
+            BUCKET_KEY: {"type": ["string"], "format": "date-time"},
+            "day": {"type": ["string", "null"], "format": "date"},
+        }
+        if definition.granularity == "hour":
+            properties["hour"] = INTEGER
+        for field in definition.dimension_fields:
+            properties[field] = {"type": ["string"]} if field in definition.key_fields else STRING
+        for column in definition.columns:
+            properties.setdefault(column, column_type(column))
+        properties["timeZone"] = STRING
+        properties["currency"] = STRING
+        return {"type": "object", "properties": properties}
+
+    @property
+    def window_days(self) -> int:
+        """Hourly reports and reports with no room for the day level read one day a time."""
+        one_day = self.definition.granularity == "hour" or not self.definition.time_in_group_by
+        return 1 if one_day else super().window_days
+
+    @cached_property
+    def _api_fields(self) -> tuple[str, ...]:
+        """Row fields copied from Voluum's answer (its rows carry many more)."""
+        local = {BUCKET_KEY, "timeZone", "currency"}
+        return tuple(k for k in self.schema["properties"] if k not in local)
+
+    def _selected_columns(self) -> list[str]:
+        """`columns` to request: the selected fields that Voluum returns."""
+        return [
+            field
+            for field in self._api_fields
+            if self.mask.get(("properties", field), True) and field not in ("hour",)
+        ]
+
+    def window_params(self, window: Window) -> dict[str, Any]:
+        """Grouping, columns, and the account-wide options for one window."""
+        params = super().window_params(window)
+        params["groupBy"] = self.definition.group_by
+        params["columns"] = self._selected_columns()
+        params["include"] = "ALL"
+        params["sort"] = self.definition.key_fields[0]
+        params["direction"] = "ASC"
+        if self.config.get("currency"):
+            params["currency"] = self.config["currency"]
+        if self.config.get("conversion_time_mode"):
+            params["conversionTimeMode"] = self.config["conversion_time_mode"]
+        if self.config.get("workspace_ids"):
+            params["workspaces"] = list(self.config["workspace_ids"])
+        return params
+
+    def rows_of(self, window: Window, response: requests.Response) -> Iterable[dict]:
+        """Copy the known fields of each row and stamp its bucket, time zone and currency."""
+        payload = decoded(response)
+        rows = payload.get("rows") if isinstance(payload, dict) else None
+        if not rows:
+            return
+        fields = self._api_fields
+        keys = self.definition.key_fields
+        tz_name = str(self.config["timezone"])
+        currency = self.config.get("currency")
+        buckets = _BucketClock(self, window)
+        for row in rows:
+            record = {k: row[k] for k in fields if k in row}
+            for key in keys:
+                if record.get(key) is None:
+                    record[key] = ""
+            record[BUCKET_KEY] = buckets.start_of(row)
+            record["day"] = buckets.day_of(row)
+            record["timeZone"] = tz_name
+            record["currency"] = currency
+            yield record
+
+
+class _BucketClock:
+    """Turns a row's `day`/`hour` (or its window) into the ISO start of its time bucket."""
+
+    def __init__(self, stream: ReportStream, window: Window) -> None:
+        self.tz = stream.tz
+        self.hourly = stream.definition.granularity == "hour"
+        self.window_day = window.start.date()
+        self._cache: dict[tuple[date, int], str] = {}
+
+    def day_of(self, row: Mapping[str, Any]) -> str:
+        return self._day(row).isoformat()
+
+    def _day(self, row: Mapping[str, Any]) -> date:
+        value = row.get("day")
+        if isinstance(value, str) and len(value) >= 10:
+            return date.fromisoformat(value[:10])
+        return self.window_day
+
+    def start_of(self, row: Mapping[str, Any]) -> str:
+        key = (self._day(row), _hour(row.get("hour")) if self.hourly else 0)
+        start = self._cache.get(key)
+        if start is None:
+            local = datetime.combine(key[0], datetime.min.time()) + timedelta(hours=key[1])
+            start = aware(local, self.tz).isoformat()
+            self._cache[key] = start
+        return start
+
+
+def _hour(value: Any) -> int:
+    """Voluum's `hour`: an integer, "07", "07:00" or a date-time text."""
+    if isinstance(value, int):
+        return value
+    text = str(value or "0").strip()
+    if len(text) >= 13 and text[4] == "-":
+        return int(text[11:13])
+    return int(text.split(":")[0] or 0)

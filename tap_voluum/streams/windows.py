@@ -1,0 +1,236 @@
+"""Date windows in the report time zone, fetched concurrently and emitted in order.
+
+A window is `report_window_days` local days, `[start, end)` on whole hours of wall-clock
+time in `timezone` (Voluum reads `from`/`to` that way, so a local day may last 23 or 25
+hours). Pages of every window are requested through a bounded thread pool, but records
+and STATE come out strictly in window order, so a bookmark never covers a window that was
+not fully written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from singer_sdk.streams.rest import PageContext
+
+from tap_voluum.client import VoluumStream, decoded
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+PARAM_FORMAT = "%Y-%m-%dT%H:00:00"
+
+
+@dataclass(frozen=True)
+class Window:
+    """`[start, end)` in local wall-clock time, whole hours."""
+
+    start: datetime
+    end: datetime
+    index: int
+    count: int
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Voluum's `from`/`to` for this window."""
+        return {"from": self.start.strftime(PARAM_FORMAT), "to": self.end.strftime(PARAM_FORMAT)}
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M}"
+
+
+@dataclass(frozen=True)
+class PageToken:
+    """Which page of which window a request asks for."""
+
+    window: Window
+    offset: int
+
+
+def parse_setting_datetime(value: str) -> datetime:
+    """Read a date or date-time setting; the wall-clock part is what counts."""
+    return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+
+
+def ceil_hour(moment: datetime) -> datetime:
+    """Round a naive wall-clock time up to the next whole hour."""
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+def local_now(tz: ZoneInfo) -> datetime:
+    """Now, as naive wall-clock time in `tz`."""
+    return datetime.now(timezone.utc).astimezone(tz).replace(tzinfo=None)
+
+
+def make_windows(first_day: date, end: datetime, days: int) -> list[Window]:
+    """Cut `[first_day 00:00, end)` into windows of `days` local days (the last may be short)."""
+    starts: list[datetime] = []
+    cursor = datetime.combine(first_day, datetime.min.time())
+    while cursor < end:
+        starts.append(cursor)
+        cursor += timedelta(days=days)
+    return [
+        Window(start, min(start + timedelta(days=days), end), i + 1, len(starts))
+        for i, start in enumerate(starts)
+    ]
+
+
+def aware(local: datetime, tz: ZoneInfo) -> datetime:
+    """Attach `tz` to a naive wall-clock time (the first of two in a repeated hour)."""
+    return local.replace(tzinfo=tz, fold=0)
+
+
+class WindowedStream(VoluumStream):
+    """A report-like endpoint read in date windows, incremental on a date-time key."""
+
+    is_sorted = True
+    check_sorted = False  # the lookback re-reads days before the bookmark on purpose
+
+    # --- the range -------------------------------------------------------------------
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The report time zone (`timezone`)."""
+        return ZoneInfo(str(self.config["timezone"]))
+
+    @property
+    def window_days(self) -> int:
+        """Local days per request window."""
+        return int(self.config["report_window_days"])
+
+    def range_end(self) -> datetime:
+        """`min(end_date, now)` as local wall-clock time, rounded up to a whole hour."""
+        end = ceil_hour(local_now(self.tz))
+        if self.config.get("end_date"):
+            end = min(end, ceil_hour(parse_setting_datetime(self.config["end_date"]).replace(tzinfo=None)))
+        return end
+
+    def range_start_day(self, context: Context | None) -> date:
+        """`start_date`'s day, or the bookmark's day minus the lookback and window overlap.
+
+        The bookmark is the bucket of the last record written; records come in window
+        order, so going back `report_window_days - 1` days from its day reaches the start
+        of the window that was being written, and `lookback_days` more re-reads late data.
+        """
+        first = parse_setting_datetime(str(self.config["start_date"])).date()
+        starting = self.get_starting_replication_key_value(context)  # max(bookmark, start_date)
+        if not starting:
+            return first
+        day = parse_setting_datetime(str(starting)).astimezone(self.tz).date()
+        back = int(self.config["lookback_days"]) + self.window_days - 1
+        return max(first, day - timedelta(days=back))
+
+    def windows(self, context: Context | None) -> list[Window]:
+        """The windows this sync reads."""
+        return make_windows(self.range_start_day(context), self.range_end(), self.window_days)
+
+    # --- requests --------------------------------------------------------------------
+
+    @property
+    def page_size(self) -> int:
+        """Rows per request (`page_size`)."""
+        return int(self.config["page_size"])
+
+    def window_params(self, window: Window) -> dict[str, Any]:
+        """Query parameters for one window (without paging)."""
+        return {**window.params, "tz": str(self.config["timezone"])}
+
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
+        """The window's parameters plus `limit`/`offset`."""
+        assert isinstance(next_page_token, PageToken)
+        params = self.window_params(next_page_token.window)
+        params["limit"] = self.page_size
+        params["offset"] = next_page_token.offset
+        return params
+
+    def fetch_page(self, context: Context | None, token: PageToken) -> requests.Response:
+        """Send one page request through the SDK's retrying request path."""
+        request = self.get_http_request(page=PageContext(stream_context=context, next_page_token=token))
+        prepared = self.build_prepared_request(
+            method=request.method,
+            url=request.url,
+            params=request.encode_params(),
+            headers=request.headers,
+        )
+        return self._send(prepared, context)
+
+    def rows_of(self, window: Window, response: requests.Response) -> Iterable[dict]:
+        """Turn one page into records."""
+        raise NotImplementedError
+
+    # --- the ordered, concurrent read ------------------------------------------------
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """Yield every window's records in order, with a STATE after each window."""
+        windows = self.windows(context)
+        self._send = self.request_decorator(self._request)  # retries, as request_records does
+        if not windows:
+            self.logger.info("%s: nothing to read, the range is empty", self.name)
+            return
+        workers = max(int(self.config["max_concurrency"]), 1)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
+            try:
+                yield from self._read_windows(context, windows, pool, workers)
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def _read_windows(
+        self, context: Context | None, windows: list[Window], pool: ThreadPoolExecutor, ahead: int
+    ) -> Iterator[dict]:
+        pending = iter(windows)
+        firsts: deque[tuple[Window, Future[requests.Response]]] = deque()
+
+        def top_up() -> None:
+            while len(firsts) < ahead and (window := next(pending, None)) is not None:
+                firsts.append((window, pool.submit(self.fetch_page, context, PageToken(window, 0))))
+
+        top_up()
+        while firsts:
+            window, first = firsts.popleft()
+            started = time.monotonic()
+            response = first.result()
+            top_up()
+            pages, rows = 0, 0
+            for page in self._follow_up_pages(context, window, response, pool, ahead):
+                pages += 1
+                for record in self.rows_of(window, page):
+                    rows += 1
+                    yield record
+            self._write_state_message()
+            self.logger.info(
+                "%s: window %d/%d %s done: %d rows, %d requests, %.2f s",
+                self.name, window.index, window.count, window, rows, pages,
+                time.monotonic() - started,
+            )
+
+    def _follow_up_pages(
+        self,
+        context: Context | None,
+        window: Window,
+        first: requests.Response,
+        pool: ThreadPoolExecutor,
+        ahead: int,
+    ) -> Iterator[requests.Response]:
+        """Yield the first page, then the others, fetched `ahead` at a time, in order."""
+        yield first
+        payload = decoded(first)
+        total = int(payload.get("totalRows") or 0) if isinstance(payload, dict) else 0
+        limit = int(payload.get("limit") or self.page_size) if isinstance(payload, dict) else 0
+        offsets = iter(range(limit, total, limit) if limit > 0 else ())
+        queued: deque[Future[requests.Response]] = deque()
+        while True:
+            while len(queued) < ahead and (offset := next(offsets, None)) is not None:
+                queued.append(pool.submit(self.fetch_page, context, PageToken(window, offset)))
+            if not queued:
+                return
+            yield queued.popleft().result()

@@ -1,0 +1,200 @@
+"""tap-voluum: settings, their checks, and stream discovery."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+
+from tap_voluum.client import VoluumStream
+from tap_voluum.errors import VoluumConfigError, VoluumError
+from tap_voluum.streams.conversions import ConversionsStream
+from tap_voluum.streams.entities import ENTITY_STREAMS
+from tap_voluum.streams.reports import BUILT_IN_REPORTS, ReportStream, custom_report_definitions
+from tap_voluum.streams.windows import parse_setting_datetime
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+MAX_PAGE_SIZE = 100_000
+
+CUSTOM_REPORT = th.ObjectType(
+    th.Property("name", th.StringType, required=True, description="Stream name (snake_case)."),
+    th.Property(
+        "group_by",
+        th.ArrayType(th.StringType),
+        required=True,
+        description="1 to 3 Voluum dimensions, e.g. campaign, offer, country, custom-variable-1.",
+    ),
+    th.Property(
+        "columns",
+        th.ArrayType(th.StringType),
+        description="Metric columns to keep (default: every known metric).",
+    ),
+    th.Property(
+        "granularity",
+        th.StringType,
+        default="day",
+        allowed_values=["day", "hour"],
+        description="Time bucket of each row.",
+    ),
+)
+
+
+class TapVoluum(Tap):
+    """Singer tap for the Voluum ad-tracking API."""
+
+    name = "tap-voluum"
+    message_writer_class = MsgSpecWriter
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("access_id", th.StringType, required=True,
+                    description="Access key ID, generated in Voluum under Profile → Security → Access keys."),
+        th.Property("access_key", th.StringType, required=True, secret=True,
+                    description="Secret access key (shown once, when the key is generated)."),
+        th.Property("api_url", th.StringType, default="https://api.voluum.com",
+                    description="Voluum API root. HTTPS; plain http only on loopback (the sandbox)."),
+        th.Property("start_date", th.DateTimeType, required=True,
+                    description="Earliest data to sync: its date is the first local day read."),
+        th.Property("end_date", th.DateTimeType,
+                    description="Read data before this wall-clock time in `timezone` (default: now)."),
+        th.Property("timezone", th.StringType, default="UTC",
+                    description="IANA time zone of report days and hours (Voluum's `tz`)."),
+        th.Property("max_requests_per_second", th.NumberType, default=14,
+                    description="Client-side ceiling on requests started in any one second (Voluum allows 15)."),
+        th.Property("lookback_days", th.IntegerType, default=3,
+                    description="Days before the bookmark re-read on each incremental sync (late conversions)."),
+        th.Property("report_window_days", th.IntegerType, default=1,
+                    description="Local days per report request window."),
+        th.Property("page_size", th.IntegerType, default=10_000,
+                    description="Rows per report request (`limit`), 1 to 100000."),
+        th.Property("currency", th.StringType,
+                    description="ISO currency code for money columns (Voluum's `currency`)."),
+        th.Property("conversion_time_mode", th.StringType, allowed_values=["VISIT", "CONVERSION"],
+                    description="Attribute conversions to the visit time or to the postback time."),
+        th.Property("workspace_ids", th.ArrayType(th.StringType),
+                    description="Only these workspaces (Voluum's `workspaces`)."),
+        th.Property("custom_reports", th.ArrayType(CUSTOM_REPORT),
+                    description="Extra report streams: name, group_by (1-3 dimensions), columns, granularity."),
+        th.Property("max_concurrency", th.IntegerType, default=8,
+                    description="Report requests in flight at once (all share the rate limit)."),
+        th.Property("request_timeout", th.IntegerType, default=120,
+                    description="Seconds to wait for one answer before retrying."),
+        th.Property("max_retries", th.IntegerType, default=6,
+                    description="Retries of a failing request (429, 5xx, resets, bad bodies) before the sync stops."),
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if kwargs.get("validate_config", True):
+            check_settings(self.config)
+
+    def discover_streams(self) -> list[Stream]:
+        """Entity streams, built-in and custom report streams, and conversions."""
+        taken = {stream.name for stream in ENTITY_STREAMS} | {"conversions"}
+        taken |= {d.name for d in BUILT_IN_REPORTS}
+        custom = custom_report_definitions(self.config.get("custom_reports") or [], taken)
+        streams: list[Stream] = [stream_class(tap=self) for stream_class in ENTITY_STREAMS]
+        streams += [ReportStream(self, d) for d in (*BUILT_IN_REPORTS, *custom)]
+        streams.append(ConversionsStream(tap=self))
+        return streams
+
+    def sync_all(self) -> None:
+        """Log in first, so a rejected access key stops the run before any data request."""
+        selected = [s for s in self.streams.values() if s.selected]
+        if selected and isinstance(selected[0], VoluumStream):
+            selected[0].authenticator.token()
+        super().sync_all()
+
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        """Run the tap; a bad setting or a failed request ends it with one line, exit 1."""
+        try:
+            super().invoke(*args, **kwargs)
+        except ConfigValidationError as exc:
+            fail(f"invalid settings: {'; '.join(exc.errors) or exc}")
+        except (VoluumError, FatalAPIError, RetriableAPIError) as exc:
+            fail(str(exc))
+        except requests.RequestException as exc:
+            fail(f"could not reach Voluum: {type(exc).__name__}")
+
+
+def fail(message: str) -> None:
+    """Log one error line and exit non-zero, without a traceback."""
+    logging.getLogger("tap-voluum").error("tap-voluum: %s", message)
+    sys.exit(1)
+
+
+def check_settings(config: Mapping[str, Any]) -> None:
+    """Raise `VoluumConfigError` naming the first bad setting, before any request."""
+    for name in ("access_id", "access_key"):
+        if not str(config.get(name) or "").strip():
+            raise VoluumConfigError(f"setting {name} is missing")
+    _check_api_url(str(config.get("api_url") or ""))
+    start = _check_datetime(config, "start_date")
+    end = _check_datetime(config, "end_date")
+    if start and end and end.replace(tzinfo=None) <= start.replace(tzinfo=None):
+        raise VoluumConfigError("setting end_date must be after start_date")
+    try:
+        ZoneInfo(str(config.get("timezone")))
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise VoluumConfigError(f"setting timezone: unknown time zone '{config.get('timezone')}'") from exc
+    _check_range(config, "page_size", 1, MAX_PAGE_SIZE)
+    _check_range(config, "lookback_days", 0, None)
+    _check_range(config, "report_window_days", 1, None)
+    _check_range(config, "max_concurrency", 1, 64)
+    _check_range(config, "max_retries", 0, 100)
+    _check_range(config, "request_timeout", 1, None)
+    if float(config.get("max_requests_per_second") or 0) <= 0:
+        raise VoluumConfigError("setting max_requests_per_second must be above 0")
+
+
+def _check_api_url(url: str) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return
+    if parsed.scheme == "http" and parsed.hostname and _is_loopback(parsed.hostname):
+        return
+    raise VoluumConfigError(
+        f"setting api_url must be an https URL (plain http only on loopback), not '{url}'"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_datetime(config: Mapping[str, Any], name: str) -> Any:
+    value = config.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return parse_setting_datetime(str(value))
+    except ValueError as exc:
+        raise VoluumConfigError(f"setting {name} is not a date: '{value}'") from exc
+
+
+def _check_range(config: Mapping[str, Any], name: str, low: int, high: int | None) -> None:
+    value = config.get(name)
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if not ok or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise VoluumConfigError(f"setting {name} must be a whole number {bounds}, not {value!r}")
+
+
+if __name__ == "__main__":
+    TapVoluum.cli()

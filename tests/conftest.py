@@ -1,0 +1,61 @@
+"""Shared fixtures: one Voluum sandbox per test session, and a config pointing at it."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tap_voluum.sandbox import Dataset, SandboxServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+DATA_START = date(2026, 2, 20)
+DATA_DAYS = 30
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Dataset:
+    """Deterministic Voluum data around the 2026-03-08 DST change in America/New_York."""
+    return Dataset(seed=7, start=DATA_START, days=DATA_DAYS, campaigns=12)
+
+
+@pytest.fixture(scope="session")
+def sandbox(dataset: Dataset) -> Iterator[SandboxServer]:
+    """A sandbox with no faults and no latency, shared by the session."""
+    server = SandboxServer(dataset=dataset, port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_sandbox(dataset: Dataset) -> Iterator[SandboxServer]:
+    """A sandbox of its own, for tests that change knobs or count every request."""
+    server = SandboxServer(dataset=dataset, port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+def config_for(server: SandboxServer, **overrides: object) -> dict:
+    """A valid tap config for a sandbox; overrides win."""
+    config: dict = {
+        "access_id": server.access_id,
+        "access_key": server.access_key,
+        "api_url": server.url,
+        "start_date": "2026-03-05T00:00:00Z",
+        "end_date": "2026-03-12T00:00:00Z",
+        "timezone": "America/New_York",
+        "lookback_days": 2,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def config(sandbox: SandboxServer) -> dict:
+    """Config for the shared sandbox."""
+    return config_for(sandbox)

@@ -1,0 +1,127 @@
+"""The access-key session: login, renewal before expiry, one re-login on 401, bad keys."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from tap_voluum.auth import VoluumSession
+from tap_voluum.client import RateLimiter, VoluumHTTP
+from tests.conftest import config_for
+from tests.helpers import run_cli, run_tap
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tap_voluum.sandbox import SandboxServer
+
+LOGIN = "/auth/access/session"
+
+
+def logins(server: SandboxServer) -> list[dict]:
+    return [r for r in server.requests if r["path"] == LOGIN]
+
+
+def new_session(server: SandboxServer, clock=time.time) -> VoluumSession:
+    http = VoluumHTTP(RateLimiter(50), pool_size=8)
+    return VoluumSession(server.url, server.access_id, server.access_key, http, clock=clock)
+
+
+def test_login_sets_the_token_header_on_every_request(fresh_sandbox: SandboxServer) -> None:
+    result = run_tap(config_for(fresh_sandbox), {"campaigns", "offers", "landers"})
+    assert len(result.records["campaigns"]) == len(fresh_sandbox.dataset.entities("campaign"))
+    assert len(logins(fresh_sandbox)) == 1
+    others = [r for r in fresh_sandbox.requests if r["path"] != LOGIN]
+    assert len(others) == 3
+    assert all(r["token"] and r["status"] == 200 for r in others)
+
+
+def test_token_is_renewed_a_margin_before_expiry(fresh_sandbox: SandboxServer) -> None:
+    fresh_sandbox.configure(token_lifetime=100)
+    now = [time.time()]
+    session = new_session(fresh_sandbox, clock=lambda: now[0])
+    first = session.token()
+    now[0] += 85  # inside the lifetime, before the 10 % margin
+    assert session.token() == first
+    assert session.logins == 1
+    now[0] += 6  # 91 s: within 10 s of expiry
+    second = session.token()
+    assert second != first
+    assert session.logins == 2
+
+
+def test_a_401_causes_one_relogin_and_the_request_is_retried(fresh_sandbox: SandboxServer) -> None:
+    config = config_for(fresh_sandbox)
+    run_tap(config, {"campaigns"})
+    fresh_sandbox.expire_tokens()
+    fresh_sandbox.clear_requests()
+    result = run_tap(config, {"campaigns", "offers"})
+    assert len(result.records["offers"]) == len(fresh_sandbox.dataset.entities("offer"))
+    statuses = [(r["path"], r["status"]) for r in fresh_sandbox.requests]
+    assert statuses.count(("/campaign", 401)) == 1
+    assert len(logins(fresh_sandbox)) == 1
+    assert statuses[-1] == ("/offer", 200)
+
+
+def test_concurrent_requests_meeting_an_expired_token_cause_one_login(
+    fresh_sandbox: SandboxServer,
+) -> None:
+    config = config_for(fresh_sandbox, max_concurrency=8, report_window_days=1)
+    run_tap(config, {"campaigns"})
+    fresh_sandbox.expire_tokens()
+    fresh_sandbox.clear_requests()
+    result = run_tap(config, {"campaign_report"})
+    assert result.records["campaign_report"]
+    assert len(logins(fresh_sandbox)) == 1
+    unauthorized = [r for r in fresh_sandbox.requests if r["status"] == 401]
+    assert 1 <= len(unauthorized) <= 8
+    tokens = {r["token"] for r in fresh_sandbox.requests if r["status"] == 200 and r["path"] != LOGIN}
+    assert len(tokens) == 1
+
+
+def test_threads_share_one_login(fresh_sandbox: SandboxServer) -> None:
+    session = new_session(fresh_sandbox)
+    tokens: list[str] = []
+    barrier = threading.Barrier(12)
+
+    def grab() -> None:
+        barrier.wait()
+        tokens.append(session.token())
+
+    threads = [threading.Thread(target=grab) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(tokens)) == 1
+    assert session.logins == 1
+    session.invalidate("some-older-token")
+    assert session.token() == tokens[0]
+    session.invalidate(tokens[0])
+    assert session.token() != tokens[0]
+    assert session.logins == 2
+
+
+def test_streams_share_the_process_wide_session(fresh_sandbox: SandboxServer) -> None:
+    config = config_for(fresh_sandbox)
+    run_tap(config, {"campaigns", "offers", "flows", "traffic_sources"})
+    run_tap(config, {"landers", "affiliate_networks"})
+    assert len(logins(fresh_sandbox)) == 1
+
+
+def test_wrong_credentials_end_in_one_line_without_secret(
+    fresh_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    wrong_key = "wrong-secret-key-0123456789"
+    config = config_for(fresh_sandbox, access_key=wrong_key)
+    result = run_cli(config, tmp_path, streams={"campaigns"})
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1
+    assert "Voluum rejected the access key" in errors[0]
+    assert "BAD_CREDENTIALS" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert wrong_key not in result.stderr
+    assert not result.records
+

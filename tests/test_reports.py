@@ -1,0 +1,240 @@
+"""Report streams against the sandbox's truth: DST, paging, custom reports, state."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tap_voluum.errors import VoluumConfigError
+from tap_voluum.tap import TapVoluum
+from tests.conftest import config_for
+from tests.helpers import SyncResult, run_tap, total
+
+if TYPE_CHECKING:
+    from tap_voluum.sandbox import Dataset, SandboxServer
+
+TZ = "America/New_York"
+START = datetime(2026, 3, 5)
+END = datetime(2026, 3, 12)
+BUILT_IN = {
+    "campaign_report": "campaign",
+    "offer_report": "offer",
+    "lander_report": "lander",
+    "flow_report": "flow",
+    "traffic_source_report": "traffic-source",
+    "affiliate_network_report": "affiliate-network",
+}
+KEY = {
+    "campaign": "campaignId", "offer": "offerId", "lander": "landerId", "flow": "flowId",
+    "traffic-source": "trafficSourceId", "affiliate-network": "affiliateNetworkId",
+    "country": "countryCode", "os": "os", "custom-variable-1": "customVariable1",
+}
+
+
+def cents(value: object) -> int:
+    amount = Decimal(str(value or 0)) * 100
+    assert amount == amount.to_integral_value(), f"{value} is not a whole number of cents"
+    return int(amount)
+
+
+def assert_rows_match(records: list[dict], truth: dict[tuple, dict], key_of) -> None:
+    got = {key_of(r): r for r in records}
+    assert len(got) == len(records), "two records share a key"
+    assert got.keys() == truth.keys()
+    for key, expected in truth.items():
+        record = got[key]
+        for metric in ("visits", "clicks", "conversions", "uniqueVisits", "customConversions1"):
+            assert record[metric] == expected[metric], (key, metric)
+        assert cents(record["revenue"]) == expected["revenue_cents"], key
+        assert cents(record["cost"]) == expected["cost_cents"], key
+        assert cents(record["customRevenue2"]) == expected["customRevenue2_cents"], key
+
+
+@pytest.fixture(scope="module")
+def full_sync(sandbox: SandboxServer) -> SyncResult:
+    sandbox.clear_requests()
+    return run_tap(config_for(sandbox), {*BUILT_IN, "campaign_hourly_report"})
+
+
+@pytest.mark.parametrize("stream", sorted(BUILT_IN))
+def test_totals_across_dst_equal_the_truth(full_sync: SyncResult, dataset: Dataset, stream: str) -> None:
+    truth = dataset.truth_totals(START, END, TZ)
+    records = full_sync.records[stream]
+    assert sum(r["visits"] for r in records) == truth["visits"]
+    assert sum(r["clicks"] for r in records) == truth["clicks"]
+    assert sum(r["conversions"] for r in records) == truth["conversions"]
+    assert total(records, "revenue") * 100 == truth["revenue_cents"]
+    assert total(records, "cost") * 100 == truth["cost_cents"]
+
+
+@pytest.mark.parametrize("stream", sorted(BUILT_IN))
+def test_every_row_equals_the_truth(full_sync: SyncResult, dataset: Dataset, stream: str) -> None:
+    dimension = BUILT_IN[stream]
+    truth = dataset.truth_rows([dimension, "day"], START, END, TZ, include="ALL")
+    assert_rows_match(full_sync.records[stream], truth, lambda r: (r[KEY[dimension]], r["day"]))
+
+
+def test_day_buckets_carry_the_local_offset_across_dst(full_sync: SyncResult) -> None:
+    buckets = {r["day"]: r["bucketStart"] for r in full_sync.records["campaign_report"]}
+    assert buckets["2026-03-07"] == "2026-03-07T00:00:00-05:00"
+    assert buckets["2026-03-08"] == "2026-03-08T00:00:00-05:00"
+    assert buckets["2026-03-09"] == "2026-03-09T00:00:00-04:00"
+    assert {r["timeZone"] for r in full_sync.records["campaign_report"]} == {TZ}
+
+
+def test_hourly_report_equals_the_truth_hour_by_hour(full_sync: SyncResult, dataset: Dataset) -> None:
+    records = full_sync.records["campaign_hourly_report"]
+    day = START
+    expected: dict[tuple, dict] = {}
+    while day < END:
+        for (campaign, hour), row in dataset.truth_rows(
+            ["campaign", "hour"], day, day + timedelta(days=1), TZ, include="ALL"
+        ).items():
+            expected[(campaign, day.date().isoformat(), hour)] = row
+        day += timedelta(days=1)
+    assert_rows_match(records, expected, lambda r: (r["campaignId"], r["day"], r["hour"]))
+    dst_day = {r["hour"]: r["bucketStart"] for r in records if r["day"] == "2026-03-08"}
+    assert 2 not in dst_day, "02:00 does not exist on 2026-03-08 in New York"
+    assert dst_day[1] == "2026-03-08T01:00:00-05:00"
+    assert dst_day[3] == "2026-03-08T03:00:00-04:00"
+
+
+def test_primary_key_is_bucket_plus_dimension(full_sync: SyncResult) -> None:
+    assert full_sync.schemas["campaign_report"]["key_properties"] == ["bucketStart", "campaignId"]
+    assert full_sync.schemas["offer_report"]["key_properties"] == ["bucketStart", "offerId"]
+    for stream in BUILT_IN:
+        assert len(full_sync.keyed(stream)) == len(full_sync.records[stream])
+
+
+def test_requests_follow_voluums_rules(full_sync: SyncResult, sandbox: SandboxServer) -> None:
+    reports = [r for r in sandbox.requests if r["path"] == "/report"]
+    assert reports
+    assert all(r["status"] == 200 for r in reports), "no 400 for times off the hour"
+    for request in reports:
+        query = request["query"]
+        assert query["tz"] == [TZ]
+        assert query["from"][0].endswith(":00:00") and query["to"][0].endswith(":00:00")
+        assert query["include"] == ["ALL"]
+        assert query["direction"] == ["ASC"]
+        assert ":" not in query["sort"][0]
+        assert query["groupBy"][-1] in ("day", "hour")
+
+
+def test_metrics_are_typed(full_sync: SyncResult) -> None:
+    properties = full_sync.schemas["campaign_report"]["schema"]["properties"]
+    assert "integer" in properties["visits"]["type"]
+    assert "integer" in properties["customConversions20"]["type"]
+    assert "number" in properties["revenue"]["type"]
+    assert "number" in properties["customRevenue1"]["type"]
+    assert properties["bucketStart"]["format"] == "date-time"
+    record = full_sync.records["campaign_report"][0]
+    assert isinstance(record["visits"], int)
+
+
+def test_small_pages_give_the_same_rows(sandbox: SandboxServer, full_sync: SyncResult) -> None:
+    sandbox.clear_requests()
+    paged = run_tap(config_for(sandbox, page_size=5, report_window_days=3), {"campaign_report"})
+    assert paged.keyed("campaign_report") == full_sync.keyed("campaign_report")
+    offsets = {int(r["query"]["offset"][0]) for r in sandbox.requests if r["path"] == "/report"}
+    assert {0, 5, 10} <= offsets
+    assert all(r["query"]["limit"] == ["5"] for r in sandbox.requests if r["path"] == "/report")
+
+
+def test_custom_reports_equal_the_truth(sandbox: SandboxServer, dataset: Dataset) -> None:
+    custom = [
+        {"name": "campaign_country", "group_by": ["campaign", "country"]},
+        {"name": "offer_country_os", "group_by": ["offer", "country", "os"],
+         "columns": ["visits", "clicks", "conversions", "revenue", "cost", "uniqueVisits",
+                     "customConversions1", "customRevenue2"]},
+        {"name": "zones_hourly", "group_by": ["traffic-source", "custom-variable-1"],
+         "granularity": "hour"},
+    ]
+    config = config_for(sandbox, custom_reports=custom, end_date="2026-03-09T00:00:00Z")
+    end = datetime(2026, 3, 9)
+    result = run_tap(config, {c["name"] for c in custom})
+
+    truth = dataset.truth_rows(["campaign", "country", "day"], START, end, TZ, include="ALL")
+    assert_rows_match(
+        result.records["campaign_country"], truth,
+        lambda r: (r["campaignId"], r["countryCode"], r["day"]),
+    )
+    assert result.schemas["offer_country_os"]["key_properties"] == [
+        "bucketStart", "offerId", "countryCode", "os"]
+    expected: dict[tuple, dict] = {}
+    day = START
+    while day < end:
+        rows = dataset.truth_rows(["offer", "country", "os"], day, day + timedelta(days=1), TZ, include="ALL")
+        expected.update({(*k, day.date().isoformat()): v for k, v in rows.items()})
+        day += timedelta(days=1)
+    assert_rows_match(
+        result.records["offer_country_os"], expected,
+        lambda r: (r["offerId"], r["countryCode"], r["os"], r["day"]),
+    )
+    assert "profit" not in result.schemas["offer_country_os"]["schema"]["properties"]
+    zones = result.records["zones_hourly"]
+    assert sum(r["visits"] for r in zones) == dataset.truth_totals(START, end, TZ)["visits"]
+    assert len(result.keyed("zones_hourly")) == len(zones)
+
+
+@pytest.mark.parametrize(
+    ("custom", "message"),
+    [
+        ([{"name": "x", "group_by": ["campaign", "planet"]}], "unknown dimension 'planet'"),
+        ([{"name": "x", "group_by": ["campaign", "offer", "os", "browser"]}], "1 to 3 dimensions"),
+        ([{"name": "x", "group_by": ["os"]}, {"name": "x", "group_by": ["browser"]}], "used twice"),
+        ([{"name": "campaign_report", "group_by": ["os"]}], "used twice"),
+        ([{"name": "x", "group_by": ["os", "browser", "country"], "granularity": "hour"}], "at most 2"),
+        ([{"name": "x", "group_by": []}], "1 to 3 dimensions"),
+    ],
+)
+def test_bad_custom_reports_are_refused_before_any_request(
+    fresh_sandbox: SandboxServer, custom: list, message: str
+) -> None:
+    with pytest.raises(VoluumConfigError, match=message):
+        TapVoluum(config=config_for(fresh_sandbox, custom_reports=custom))
+    assert fresh_sandbox.requests == []
+
+
+def first_report_from(server: SandboxServer) -> str:
+    return next(r["query"]["from"][0] for r in server.requests if r["path"] == "/report")
+
+
+def test_second_sync_rereads_only_the_lookback(sandbox: SandboxServer, dataset: Dataset) -> None:
+    first = run_tap(config_for(sandbox, end_date="2026-03-09T00:00:00Z"), {"campaign_report"})
+    bookmark = first.final_state["bookmarks"]["campaign_report"]["replication_key_value"]
+    assert bookmark == "2026-03-08T00:00:00-05:00"
+    sandbox.clear_requests()
+    second = run_tap(config_for(sandbox), {"campaign_report"}, state=first.final_state)
+    assert first_report_from(sandbox) == "2026-03-06T00:00:00"  # bookmark day minus 2 days
+    assert min(r["day"] for r in second.records["campaign_report"]) == "2026-03-06"
+    union = {**first.keyed("campaign_report"), **second.keyed("campaign_report")}
+    truth = dataset.truth_rows(["campaign", "day"], START, END, TZ, include="ALL")
+    assert_rows_match(list(union.values()), truth, lambda r: (r["campaignId"], r["day"]))
+
+
+def test_lookback_never_goes_before_start_date(sandbox: SandboxServer) -> None:
+    state = {"bookmarks": {"campaign_report": {
+        "replication_key": "bucketStart", "replication_key_value": "2026-03-06T00:00:00-05:00"}}}
+    sandbox.clear_requests()
+    run_tap(config_for(sandbox, lookback_days=10), {"campaign_report"}, state=state)
+    assert first_report_from(sandbox) == "2026-03-05T00:00:00"
+
+
+@pytest.mark.parametrize("window_days", [1, 3])
+def test_resume_from_any_point_loses_nothing(
+    sandbox: SandboxServer, dataset: Dataset, window_days: int
+) -> None:
+    """Cut the output anywhere (a kill), resume from the last STATE before the cut."""
+    config = config_for(sandbox, lookback_days=0, report_window_days=window_days, page_size=7)
+    full = run_tap(config, {"campaign_report"})
+    truth = dataset.truth_rows(["campaign", "day"], START, END, TZ, include="ALL")
+    assert sum(m["type"] == "STATE" for m in full.messages) >= 3
+    for cut in range(1, len(full.messages), 17):
+        written = SyncResult(full.messages[:cut])
+        resumed = run_tap(config, {"campaign_report"}, state=written.final_state or None)
+        union = dict(written.keyed("campaign_report")) if written.records else {}
+        union.update(resumed.keyed("campaign_report"))
+        assert_rows_match(list(union.values()), truth, lambda r: (r["campaignId"], r["day"]))
