@@ -13,7 +13,7 @@ import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_voluum.errors import VoluumAuthError, voluum_error
+from tap_voluum.errors import TRANSIENT_CODES, VoluumAuthError, voluum_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -166,6 +166,11 @@ class VoluumSession(requests.auth.AuthBase):
             raise RetriableAPIError("login answer was not JSON", response) from exc
         if not isinstance(payload, dict):
             raise RetriableAPIError("login answer was not a JSON object", response)
+        error = voluum_error(response.content)
+        if error and error[0] in TRANSIENT_CODES:
+            raise RetriableAPIError(f"login answered {error[0]}", response)
+        if error:
+            raise VoluumAuthError(f"Voluum refused the login ({error[0]})")
         return payload
 
 

@@ -15,6 +15,7 @@ from collections import deque
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import backoff
 import msgspec
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,7 +24,13 @@ from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import SinglePagePaginator
 
 from tap_voluum.auth import TOKEN_HEADER, VoluumSession
-from tap_voluum.errors import DeniedEndpointError, VoluumAPIError, voluum_error
+from tap_voluum.errors import (
+    RATE_LIMIT_CODE,
+    TRANSIENT_CODES,
+    DeniedEndpointError,
+    VoluumAPIError,
+    voluum_error,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
@@ -32,7 +39,6 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
     from singer_sdk.pagination import BaseAPIPaginator
 
-RATE_LIMIT_CODE = "NUMBER_OF_REQUEST_FOR_IP_EXCEEDED"
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 
@@ -66,6 +72,14 @@ def _compile_denied() -> tuple[tuple[str, re.Pattern[str]], ...]:
 
 
 _DENIED = _compile_denied()
+RETRIABLE_EXCEPTIONS = (
+    ConnectionResetError,
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 def is_denied(method: str, path: str) -> bool:
@@ -251,8 +265,9 @@ class VoluumStream(RESTStream[Any]):
         """Sort an answer into success, retriable trouble and fatal errors.
 
         Retriable: 401 (after forgetting the token), 429 or Voluum's rate-limit code in any
-        answer (after slowing the limiter), 5xx, and a 2xx whose body is not JSON.
-        Fatal: other 4xx and an `error` object inside a 2xx body.
+        answer (after slowing the limiter), 5xx, a 2xx whose body is not JSON, and a 2xx
+        carrying an `error` object with a server-side code. Fatal: other 4xx and other
+        `error` objects.
         """
         status = response.status_code
         if status == 401:
@@ -276,8 +291,10 @@ class VoluumStream(RESTStream[Any]):
             raise RetriableAPIError(msg, response) from exc
         error = payload.get("error") if isinstance(payload, dict) else None
         if isinstance(error, dict):
-            if error.get("code") == RATE_LIMIT_CODE:
+            code = error.get("code")
+            if code == RATE_LIMIT_CODE:
                 self.limiter.penalize()
+            if code in TRANSIENT_CODES:
                 raise RetriableAPIError(self.response_error_message(response), response)
             raise VoluumAPIError(self.response_error_message(response))
         response.voluum_payload = payload  # type: ignore[attr-defined]
@@ -304,6 +321,17 @@ class VoluumStream(RESTStream[Any]):
         yield from extract_list(decoded(response), self.records_key)
 
     # --- retries ---------------------------------------------------------------------
+
+    def request_decorator(self, func: Any) -> Any:
+        """The SDK's retry policy, logged once per retry by `backoff_handler` alone."""
+        return backoff.on_exception(
+            self.backoff_wait_generator,
+            RETRIABLE_EXCEPTIONS,
+            max_tries=self.backoff_max_tries,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(func)
 
     def backoff_max_tries(self) -> int:
         """One try plus `max_retries` retries."""

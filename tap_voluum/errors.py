@@ -5,6 +5,12 @@ from __future__ import annotations
 import msgspec
 from singer_sdk.exceptions import FatalAPIError
 
+RATE_LIMIT_CODE = "NUMBER_OF_REQUEST_FOR_IP_EXCEEDED"
+# Codes in an `error` object that describe trouble on Voluum's side, worth a retry.
+TRANSIENT_CODES = frozenset(
+    {RATE_LIMIT_CODE, "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT"}
+)
+
 
 class VoluumError(FatalAPIError):
     """Base of every error tap-voluum reports to the user in one line."""
