@@ -190,7 +190,7 @@ def test_secrets_never_reach_any_output(fresh_sandbox: SandboxServer, tmp_path: 
     assert "DEBUG" in result.stderr
     tokens = list(fresh_sandbox._sessions)
     assert tokens
-    everything = result.stderr + json.dumps(result.messages)
+    everything = result.stderr + json.dumps(result.messages, default=str)
     assert fresh_sandbox.access_key not in everything
     for token in tokens:
         assert token not in everything
