@@ -214,6 +214,11 @@ class VoluumStream(RESTStream[Any]):
     records_key: ClassVar[str | None] = None
     """Key of the list in Voluum's wrapper object (`{"campaigns": [...]}`)."""
 
+    absent_means: ClassVar[str | None] = None
+    """For endpoints some accounts lack: what a 403/404 there means (the stream is empty)."""
+    ABSENT_STATUSES: ClassVar[tuple[int, ...]] = (403, 404)
+    endpoint_absent = False
+
     @property
     def url_base(self) -> str:
         """Voluum's API root, `https://api.voluum.com` unless `api_url` says otherwise."""
@@ -270,6 +275,8 @@ class VoluumStream(RESTStream[Any]):
         `error` objects.
         """
         status = response.status_code
+        if self.absent_means and status in self.ABSENT_STATUSES:
+            return
         if status == 401:
             self.authenticator.invalidate(response.request.headers.get(TOKEN_HEADER))
             raise RetriableAPIError(self.response_error_message(response), response)
@@ -318,6 +325,15 @@ class VoluumStream(RESTStream[Any]):
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """Yield the items of Voluum's list wrapper (or of a bare list)."""
+        if self.absent_means and response.status_code in self.ABSENT_STATUSES:
+            if not self.endpoint_absent:
+                self.endpoint_absent = True
+                path = requests.utils.urlparse(response.request.url or "").path
+                self.logger.info(
+                    "%s: Voluum answered %s for %s; %s, so the stream is empty",
+                    self.name, response.status_code, path, self.absent_means,
+                )
+            return
         yield from extract_list(decoded(response), self.records_key)
 
     # --- retries ---------------------------------------------------------------------

@@ -19,6 +19,8 @@ from tap_voluum.client import VoluumStream
 from tap_voluum.errors import VoluumConfigError, VoluumError
 from tap_voluum.streams.conversions import ConversionsStream
 from tap_voluum.streams.entities import ENTITY_STREAMS
+from tap_voluum.streams.event_log import EventLogStream
+from tap_voluum.streams.live import LiveClicksStream, LiveVisitsStream
 from tap_voluum.streams.reports import BUILT_IN_REPORTS, ReportStream, custom_report_definitions
 from tap_voluum.streams.windows import parse_setting_datetime
 
@@ -99,13 +101,12 @@ class TapVoluum(Tap):
             check_settings(self.config)
 
     def discover_streams(self) -> list[Stream]:
-        """Entity streams, built-in and custom report streams, and conversions."""
-        taken = {stream.name for stream in ENTITY_STREAMS} | {"conversions"}
-        taken |= {d.name for d in BUILT_IN_REPORTS}
+        """Entities, built-in and custom reports, conversions, live events and the event log."""
+        fixed = (*ENTITY_STREAMS, ConversionsStream, LiveClicksStream, LiveVisitsStream, EventLogStream)
+        taken = {stream.name for stream in fixed} | {d.name for d in BUILT_IN_REPORTS}
         custom = custom_report_definitions(self.config.get("custom_reports") or [], taken)
-        streams: list[Stream] = [stream_class(tap=self) for stream_class in ENTITY_STREAMS]
+        streams: list[Stream] = [stream_class(tap=self) for stream_class in fixed]
         streams += [ReportStream(self, d) for d in (*BUILT_IN_REPORTS, *custom)]
-        streams.append(ConversionsStream(tap=self))
         return streams
 
     def sync_all(self) -> None:

@@ -12,7 +12,6 @@ from tap_voluum.client import VoluumStream
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    import requests
     from singer_sdk.helpers.types import Context
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -53,6 +52,11 @@ class CampaignsStream(EntityStream):
     name = "campaigns"
     path = "/campaign"
     records_key = "campaigns"
+
+    def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[dict]:
+        """Live clicks and visits are read for active campaigns only."""
+        if not record.get("deleted"):
+            yield {"campaignId": record["id"]}
 
 
 class OffersStream(EntityStream):
@@ -101,28 +105,11 @@ class WorkspacesStream(EntityStream):
     name = "workspaces"
     path = "/multiuser/workspace"
     records_key = "workspaces"
-    SINGLE_USER_STATUSES = (403, 404)
+    absent_means = "a single-user account has no workspaces"
 
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """The workspace list takes no parameters."""
         return {}
-
-    def validate_response(self, response: requests.Response) -> None:
-        """A 403/404 here means a single-user account, not an error."""
-        if response.status_code in self.SINGLE_USER_STATUSES:
-            return
-        super().validate_response(response)
-
-    def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        """Say once that a single-user account has no workspaces."""
-        if response.status_code in self.SINGLE_USER_STATUSES:
-            self.logger.info(
-                "workspaces: Voluum answered %s for /multiuser/workspace; "
-                "a single-user account has no workspaces, so the stream is empty",
-                response.status_code,
-            )
-            return
-        yield from super().parse_response(response)
 
 
 ENTITY_STREAMS: tuple[type[EntityStream], ...] = (
