@@ -26,5 +26,6 @@ CONFIG = {
 TestTapVoluum = get_tap_test_class(
     TapVoluum,
     config=CONFIG,
-    suite_config=SuiteConfig(max_records_limit=200),
+    # The sandbox's entities were created and edited before start_date: no event log entries.
+    suite_config=SuiteConfig(max_records_limit=200, ignore_no_records_for_streams=["event_log"]),
 )
