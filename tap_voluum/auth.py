@@ -136,7 +136,9 @@ class VoluumSession(requests.auth.AuthBase):
         def attempt() -> dict:
             response = self._http.post(
                 self._login_url,
-                data=msgspec.json.encode({"accessId": self._access_id, "accessKey": self._access_key}),
+                data=msgspec.json.encode(
+                    {"accessId": self._access_id, "accessKey": self._access_key}
+                ),
                 headers={"Content-Type": "application/json; charset=utf-8"},
                 timeout=self._timeout,
                 auth=_no_token,  # the shared session's own auth is this object

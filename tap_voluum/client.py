@@ -14,6 +14,7 @@ import time
 from collections import deque
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlparse
 
 import backoff
 import msgspec
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
 
     from backoff.types import Details
-    from singer_sdk.helpers.types import Context
     from singer_sdk.pagination import BaseAPIPaginator
 
 BACKOFF_BASE_S = 0.5
@@ -44,22 +44,46 @@ BACKOFF_CAP_S = 30.0
 
 # Endpoints that refuse access-key sessions (Voluum docs; ../shared/voluum-api.md §1.1).
 DENIED_ENDPOINTS: tuple[tuple[str, str], ...] = (
-    ("PUT", "/profile/password"), ("POST", "/auth/access"), ("POST", "/payment/coupon"),
-    ("POST", "/profile/emailchange/init"), ("PATCH", "/setup"),
-    ("POST", "/payment/coupon/{couponCode}/validate"), ("POST", "/profile/emailchange/resend"),
-    ("POST", "/report/manual-cost"), ("DELETE", "/payment/profile"),
-    ("POST", "/profile/emailchange/cancel"), ("PUT", "/zeropark/integration"),
-    ("GET", "/payment/profile"), ("PUT", "/profile/client"), ("DELETE", "/zeropark/integration"),
-    ("PUT", "/payment/profile"), ("GET", "/profile/invitation"), ("GET", "/billing/info"),
-    ("DELETE", "/payment/profile/clean"), ("POST", "/profile/invitation"),
-    ("PUT", "/billing/info"), ("GET", "/payment/token"), ("DELETE", "/profile/invitation/{email}"),
-    ("GET", "/billing/invoice"), ("POST", "/payment/topup/execute"),
-    ("POST", "/profile/membership"), ("GET", "/billing/invoice/{invoiceId}"),
-    ("POST", "/payment/topup/init"), ("DELETE", "/profile/membership"),
-    ("GET", "/billing/notification"), ("GET", "/plan"), ("DELETE", "/profile/member/{userId}"),
-    ("GET", "/billing/plan"), ("GET", "/referral"), ("POST", "/profile/mfa/initialize"),
-    ("PUT", "/billing/plan"), ("POST", "/feedback"), ("POST", "/profile/mfa/activate"),
-    ("GET", "/payment/balance"), ("POST", "/profile/mfa/deactivate"), ("GET", "/payment/coupon"),
+    ("PUT", "/profile/password"),
+    ("POST", "/auth/access"),
+    ("POST", "/payment/coupon"),
+    ("POST", "/profile/emailchange/init"),
+    ("PATCH", "/setup"),
+    ("POST", "/payment/coupon/{couponCode}/validate"),
+    ("POST", "/profile/emailchange/resend"),
+    ("POST", "/report/manual-cost"),
+    ("DELETE", "/payment/profile"),
+    ("POST", "/profile/emailchange/cancel"),
+    ("PUT", "/zeropark/integration"),
+    ("GET", "/payment/profile"),
+    ("PUT", "/profile/client"),
+    ("DELETE", "/zeropark/integration"),
+    ("PUT", "/payment/profile"),
+    ("GET", "/profile/invitation"),
+    ("GET", "/billing/info"),
+    ("DELETE", "/payment/profile/clean"),
+    ("POST", "/profile/invitation"),
+    ("PUT", "/billing/info"),
+    ("GET", "/payment/token"),
+    ("DELETE", "/profile/invitation/{email}"),
+    ("GET", "/billing/invoice"),
+    ("POST", "/payment/topup/execute"),
+    ("POST", "/profile/membership"),
+    ("GET", "/billing/invoice/{invoiceId}"),
+    ("POST", "/payment/topup/init"),
+    ("DELETE", "/profile/membership"),
+    ("GET", "/billing/notification"),
+    ("GET", "/plan"),
+    ("DELETE", "/profile/member/{userId}"),
+    ("GET", "/billing/plan"),
+    ("GET", "/referral"),
+    ("POST", "/profile/mfa/initialize"),
+    ("PUT", "/billing/plan"),
+    ("POST", "/feedback"),
+    ("POST", "/profile/mfa/activate"),
+    ("GET", "/payment/balance"),
+    ("POST", "/profile/mfa/deactivate"),
+    ("GET", "/payment/coupon"),
 )
 
 
@@ -152,9 +176,9 @@ class VoluumHTTP(requests.Session):
         self.mount("http://", adapter)
         self.headers["Accept"] = "application/json"
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Send one request once the limiter allows it."""
-        path = requests.utils.urlparse(request.url or "").path
+        path = urlparse(request.url or "").path
         if is_denied(request.method or "GET", path):
             msg = f"{request.method} {path} refuses access-key sessions; tap-voluum never calls it"
             raise DeniedEndpointError(msg)
@@ -294,7 +318,9 @@ class VoluumStream(RESTStream[Any]):
         try:
             payload = msgspec.json.decode(response.content)
         except msgspec.DecodeError as exc:
-            msg = f"{self._where(response)}: HTTP {response.status_code} with a body that is not JSON"
+            msg = (
+                f"{self._where(response)}: HTTP {response.status_code} with a body that is not JSON"
+            )
             raise RetriableAPIError(msg, response) from exc
         error = payload.get("error") if isinstance(payload, dict) else None
         if isinstance(error, dict):
@@ -320,7 +346,7 @@ class VoluumStream(RESTStream[Any]):
     @staticmethod
     def _where(response: requests.Response) -> str:
         request = response.request
-        path = requests.utils.urlparse(request.url or "").path if request else "?"
+        path = urlparse(request.url or "").path if request else "?"
         return f"{request.method if request else 'GET'} {path}"
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
@@ -328,10 +354,13 @@ class VoluumStream(RESTStream[Any]):
         if self.absent_means and response.status_code in self.ABSENT_STATUSES:
             if not self.endpoint_absent:
                 self.endpoint_absent = True
-                path = requests.utils.urlparse(response.request.url or "").path
+                path = urlparse(response.request.url or "").path
                 self.logger.info(
                     "%s: Voluum answered %s for %s; %s, so the stream is empty",
-                    self.name, response.status_code, path, self.absent_means,
+                    self.name,
+                    response.status_code,
+                    path,
+                    self.absent_means,
                 )
             return
         yield from extract_list(decoded(response), self.records_key)
@@ -359,7 +388,7 @@ class VoluumStream(RESTStream[Any]):
 
     def backoff_jitter(self, value: float) -> float:
         """Spread retries by up to a quarter of the wait."""
-        return value * (1 + random.random() / 4)  # noqa: S311
+        return value * (1 + random.random() / 4)
 
     def backoff_handler(self, details: Details) -> None:
         """Log each retry on one line, without query strings or headers."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -59,40 +60,105 @@ class TapVoluum(Tap):
     message_writer_class = MsgSpecWriter
 
     config_jsonschema = th.PropertiesList(
-        th.Property("access_id", th.StringType, required=True,
-                    description="Access key ID, generated in Voluum under Profile → Security → Access keys."),
-        th.Property("access_key", th.StringType, required=True, secret=True,
-                    description="Secret access key (shown once, when the key is generated)."),
-        th.Property("api_url", th.StringType, default="https://api.voluum.com",
-                    description="Voluum API root. HTTPS; plain http only on loopback (the sandbox)."),
-        th.Property("start_date", th.DateTimeType, required=True,
-                    description="Earliest data to sync: its date is the first local day read."),
-        th.Property("end_date", th.DateTimeType,
-                    description="Read data before this wall-clock time in `timezone` (default: now)."),
-        th.Property("timezone", th.StringType, default="UTC",
-                    description="IANA time zone of report days and hours (Voluum's `tz`)."),
-        th.Property("max_requests_per_second", th.NumberType, default=14,
-                    description="Client-side ceiling on requests started in any one second (Voluum allows 15)."),
-        th.Property("lookback_days", th.IntegerType, default=3,
-                    description="Days before the bookmark re-read on each incremental sync (late conversions)."),
-        th.Property("report_window_days", th.IntegerType, default=1,
-                    description="Local days per report request window."),
-        th.Property("page_size", th.IntegerType, default=10_000,
-                    description="Rows per report request (`limit`), 1 to 100000."),
-        th.Property("currency", th.StringType,
-                    description="ISO currency code for money columns (Voluum's `currency`)."),
-        th.Property("conversion_time_mode", th.StringType, allowed_values=["VISIT", "CONVERSION"],
-                    description="Attribute conversions to the visit time or to the postback time."),
-        th.Property("workspace_ids", th.ArrayType(th.StringType),
-                    description="Only these workspaces (Voluum's `workspaces`)."),
-        th.Property("custom_reports", th.ArrayType(CUSTOM_REPORT),
-                    description="Extra report streams: name, group_by (1-3 dimensions), columns, granularity."),
-        th.Property("max_concurrency", th.IntegerType, default=8,
-                    description="Report requests in flight at once (all share the rate limit)."),
-        th.Property("request_timeout", th.IntegerType, default=120,
-                    description="Seconds to wait for one answer before retrying."),
-        th.Property("max_retries", th.IntegerType, default=6,
-                    description="Retries of a failing request (429, 5xx, resets, bad bodies) before the sync stops."),
+        th.Property(
+            "access_id",
+            th.StringType,
+            required=True,
+            description="Access key ID, generated in Voluum (Profile → Security → Access keys).",
+        ),
+        th.Property(
+            "access_key",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="Secret access key (shown once, when the key is generated).",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default="https://api.voluum.com",
+            description="Voluum API root. HTTPS; plain http only on loopback (the sandbox).",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            required=True,
+            description="Earliest data to sync: its date is the first local day read.",
+        ),
+        th.Property(
+            "end_date",
+            th.DateTimeType,
+            description="Read data before this wall-clock time in `timezone` (default: now).",
+        ),
+        th.Property(
+            "timezone",
+            th.StringType,
+            default="UTC",
+            description="IANA time zone of report days and hours (Voluum's `tz`).",
+        ),
+        th.Property(
+            "max_requests_per_second",
+            th.NumberType,
+            default=14,
+            description="Most requests started in any one second (Voluum allows 15).",
+        ),
+        th.Property(
+            "lookback_days",
+            th.IntegerType,
+            default=3,
+            description="Days before the bookmark read again on each sync (late conversions).",
+        ),
+        th.Property(
+            "report_window_days",
+            th.IntegerType,
+            default=1,
+            description="Local days per report request window.",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType,
+            default=10_000,
+            description="Rows per report request (`limit`), 1 to 100000.",
+        ),
+        th.Property(
+            "currency",
+            th.StringType,
+            description="ISO currency code for money columns (Voluum's `currency`).",
+        ),
+        th.Property(
+            "conversion_time_mode",
+            th.StringType,
+            allowed_values=["VISIT", "CONVERSION"],
+            description="Attribute conversions to the visit time or to the postback time.",
+        ),
+        th.Property(
+            "workspace_ids",
+            th.ArrayType(th.StringType),
+            description="Only these workspaces (Voluum's `workspaces`).",
+        ),
+        th.Property(
+            "custom_reports",
+            th.ArrayType(CUSTOM_REPORT),
+            description="Extra report streams: name, group_by (1-3 levels), columns, granularity.",
+        ),
+        th.Property(
+            "max_concurrency",
+            th.IntegerType,
+            default=8,
+            description="Report requests in flight at once (all share the rate limit).",
+        ),
+        th.Property(
+            "request_timeout",
+            th.IntegerType,
+            default=120,
+            description="Seconds to wait for one answer before retrying.",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType,
+            default=6,
+            description="Retries of a failing request (429, 5xx, resets, bad JSON) before failing.",
+        ),
     ).to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -102,25 +168,48 @@ class TapVoluum(Tap):
 
     def discover_streams(self) -> list[Stream]:
         """Entities, built-in and custom reports, conversions, live events and the event log."""
-        fixed = (*ENTITY_STREAMS, ConversionsStream, LiveClicksStream, LiveVisitsStream, EventLogStream)
-        taken = {stream.name for stream in fixed} | {d.name for d in BUILT_IN_REPORTS}
-        custom = custom_report_definitions(self.config.get("custom_reports") or [], taken)
+        fixed: tuple[type[VoluumStream], ...] = (
+            *ENTITY_STREAMS,
+            ConversionsStream,
+            LiveClicksStream,
+            LiveVisitsStream,
+            EventLogStream,
+        )
         streams: list[Stream] = [stream_class(tap=self) for stream_class in fixed]
+        taken = {stream.name for stream in streams} | {d.name for d in BUILT_IN_REPORTS}
+        custom = custom_report_definitions(self.config.get("custom_reports") or [], taken)
         streams += [ReportStream(self, d) for d in (*BUILT_IN_REPORTS, *custom)]
         return streams
 
-    def sync_all(self) -> None:
-        """Log in first, so a rejected access key stops the run before any data request."""
-        selected = [s for s in self.streams.values() if s.selected]
-        if selected and isinstance(selected[0], VoluumStream):
-            selected[0].authenticator.token()
-        super().sync_all()
+    def log_in(self) -> None:
+        """Open the access-key session, so a rejected key stops the run before any data request."""
+        stream = next(iter(self.streams.values()))
+        if isinstance(stream, VoluumStream):
+            stream.authenticator.token()
 
     @classmethod
-    def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        """Run the tap; a bad setting or a failed request ends it with one line, exit 1."""
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: Any = None,
+        state: IO[str] | None = None,
+        catalog: IO[str] | None = None,
+    ) -> None:
+        """Sync as `Tap.invoke` does, logging in first; errors end in one line and exit 1."""
         try:
-            super().invoke(*args, **kwargs)
+            super(Tap, cls).invoke(about=about, about_format=about_format)  # --about
+            cls.print_version(print_fn=cls.logger.info)
+            tap = cls(
+                config=config.config if config else None,
+                state=None if state is None else json.load(state),
+                catalog=None if catalog is None else json.load(catalog),
+                parse_env_config=bool(config and config.parse_env),
+                validate_config=True,
+            )
+            tap.log_in()
+            tap.sync_all()
         except ConfigValidationError as exc:
             fail(f"invalid settings: {'; '.join(exc.errors) or exc}")
         except (VoluumError, FatalAPIError, RetriableAPIError) as exc:
@@ -148,7 +237,9 @@ def check_settings(config: Mapping[str, Any]) -> None:
     try:
         ZoneInfo(str(config.get("timezone")))
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise VoluumConfigError(f"setting timezone: unknown time zone '{config.get('timezone')}'") from exc
+        raise VoluumConfigError(
+            f"setting timezone: unknown time zone '{config.get('timezone')}'"
+        ) from exc
     _check_range(config, "page_size", 1, MAX_PAGE_SIZE)
     _check_range(config, "lookback_days", 0, None)
     _check_range(config, "report_window_days", 1, None)
@@ -191,8 +282,12 @@ def _check_datetime(config: Mapping[str, Any], name: str) -> Any:
 
 def _check_range(config: Mapping[str, Any], name: str, low: int, high: int | None) -> None:
     value = config.get(name)
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-    if not ok or (high is not None and value > high):
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < low
+        or (high is not None and value > high)
+    ):
         bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
         raise VoluumConfigError(f"setting {name} must be a whole number {bounds}, not {value!r}")
 

@@ -51,9 +51,7 @@ class SyncResult:
 def parse_messages(text: str) -> list[dict]:
     """Parse Singer JSON lines, numbers kept exact."""
     return [
-        json.loads(line, parse_float=Decimal)
-        for line in text.splitlines()
-        if line.startswith("{")
+        json.loads(line, parse_float=Decimal) for line in text.splitlines() if line.startswith("{")
     ]
 
 
@@ -83,6 +81,7 @@ def run_tap(config: dict, streams: set[str], state: dict | None = None) -> SyncR
 def run_cli(
     config: dict,
     tmp: Path,
+    *,
     streams: set[str] | None = None,
     state: dict | None = None,
     env: dict | None = None,

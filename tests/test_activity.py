@@ -19,14 +19,20 @@ LIVE = {"live_clicks", "live_visits"}
 @pytest.fixture(scope="module")
 def first(sandbox: SandboxServer):
     sandbox.clear_requests()
-    return run_tap(config_for(sandbox, start_date="2026-01-01T00:00:00Z"), {"campaigns", *LIVE, "event_log"})
+    return run_tap(
+        config_for(sandbox, start_date="2026-01-01T00:00:00Z"), {"campaigns", *LIVE, "event_log"}
+    )
 
 
 def test_live_streams_read_active_campaigns_only(first, sandbox: SandboxServer) -> None:
     active = {c["id"] for c in sandbox.dataset.entities("campaign") if not c.get("deleted")}
     archived = {c["id"] for c in sandbox.dataset.entities("campaign") if c.get("deleted")}
     assert archived
-    asked = {r["path"].rsplit("/", 1)[1] for r in sandbox.requests if r["path"].startswith("/report/live/clicks/")}
+    asked = {
+        r["path"].rsplit("/", 1)[1]
+        for r in sandbox.requests
+        if r["path"].startswith("/report/live/clicks/")
+    }
     assert asked == active
     assert {r["campaignId"] for r in first.records["live_clicks"]} <= active
     assert {r["campaignId"] for r in first.records["live_visits"]} == active
@@ -52,12 +58,17 @@ def test_live_bookmarks_are_kept_per_campaign(first) -> None:
     by_campaign = {p["context"]["campaignId"]: p["replication_key_value"] for p in partitions}
     for campaign, latest in by_campaign.items():
         rows = [r for r in first.records["live_clicks"] if r["campaignId"] == campaign]
-        assert latest == max(rows, key=lambda r: datetime.fromisoformat(r["timestamp"]))["timestamp"]
+        assert (
+            latest == max(rows, key=lambda r: datetime.fromisoformat(r["timestamp"]))["timestamp"]
+        )
 
 
 def test_a_second_sync_adds_only_new_events(first, sandbox: SandboxServer) -> None:
-    again = run_tap(config_for(sandbox, start_date="2026-01-01T00:00:00Z"),
-                    {"campaigns", *LIVE, "event_log"}, state=first.final_state)
+    again = run_tap(
+        config_for(sandbox, start_date="2026-01-01T00:00:00Z"),
+        {"campaigns", *LIVE, "event_log"},
+        state=first.final_state,
+    )
     for stream in (*LIVE, "event_log"):
         new_keys = again.keyed(stream).keys() - first.keyed(stream).keys()
         assert not new_keys, f"{stream} gained rows though nothing happened"

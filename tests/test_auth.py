@@ -76,7 +76,9 @@ def test_concurrent_requests_meeting_an_expired_token_cause_one_login(
     assert len(logins(fresh_sandbox)) == 1
     unauthorized = [r for r in fresh_sandbox.requests if r["status"] == 401]
     assert 1 <= len(unauthorized) <= 8
-    tokens = {r["token"] for r in fresh_sandbox.requests if r["status"] == 200 and r["path"] != LOGIN}
+    tokens = {
+        r["token"] for r in fresh_sandbox.requests if r["status"] == 200 and r["path"] != LOGIN
+    }
     assert len(tokens) == 1
 
 
@@ -124,4 +126,3 @@ def test_wrong_credentials_end_in_one_line_without_secret(
     assert "Traceback" not in result.stderr
     assert wrong_key not in result.stderr
     assert not result.records
-

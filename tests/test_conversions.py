@@ -36,25 +36,40 @@ def test_every_conversion_once(synced: SyncResult, dataset: Dataset) -> None:
 
 def test_timestamps_are_iso_with_the_local_offset(synced: SyncResult, dataset: Dataset) -> None:
     zone = ZoneInfo(TZ)
-    truth = {(c["clickId"], c["conversionType"]): c for c in dataset.conversions_between(START, END, TZ)}
+    truth = {
+        (c["clickId"], c["conversionType"]): c for c in dataset.conversions_between(START, END, TZ)
+    }
     for record in synced.records["conversions"]:
         expected = truth[(record["clickId"], record["conversionType"])]
         postback = datetime.fromisoformat(record["postbackTimestamp"])
         assert postback.utcoffset() is not None
         assert int(postback.timestamp()) == expected["postback_ts"]
-        assert postback.utcoffset() == datetime.fromtimestamp(expected["postback_ts"], zone).utcoffset()
-        assert int(datetime.fromisoformat(record["visitTimestamp"]).timestamp()) == expected["visit_ts"]
+        assert (
+            postback.utcoffset()
+            == datetime.fromtimestamp(expected["postback_ts"], zone).utcoffset()
+        )
+        assert (
+            int(datetime.fromisoformat(record["visitTimestamp"]).timestamp())
+            == expected["visit_ts"]
+        )
 
 
 def test_replication_key_is_postback_time(synced: SyncResult) -> None:
     schema = synced.schemas["conversions"]
     assert schema["bookmark_properties"] == ["postbackTimestamp"]
-    assert schema["key_properties"] == ["clickId", "postbackTimestamp", "conversionType", "transactionId"]
+    assert schema["key_properties"] == [
+        "clickId",
+        "postbackTimestamp",
+        "conversionType",
+        "transactionId",
+    ]
     bookmark = synced.final_state["bookmarks"]["conversions"]["replication_key_value"]
     assert bookmark == max(r["postbackTimestamp"] for r in synced.records["conversions"])
 
 
-def test_a_second_sync_adds_nothing_new_and_keeps_keys(synced: SyncResult, sandbox: SandboxServer) -> None:
+def test_a_second_sync_adds_nothing_new_and_keeps_keys(
+    synced: SyncResult, sandbox: SandboxServer
+) -> None:
     again = run_tap(config_for(sandbox, page_size=50), {"conversions"}, state=synced.final_state)
     assert again.records["conversions"], "the lookback re-reads recent conversions"
     first = synced.keyed("conversions")

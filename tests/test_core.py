@@ -10,7 +10,9 @@ from tap_voluum.sandbox import Dataset, SandboxServer
 from tap_voluum.tap import TapVoluum
 
 # The standard test class needs its config when the module is imported.
-_SERVER = SandboxServer(dataset=Dataset(seed=3, start=date(2026, 3, 1), days=6, campaigns=4), port=0)
+_SERVER = SandboxServer(
+    dataset=Dataset(seed=3, start=date(2026, 3, 1), days=6, campaigns=4), port=0
+)
 _SERVER.start()
 
 CONFIG = {

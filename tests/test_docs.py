@@ -1,4 +1,7 @@
-"""README, Meltano Hub definition and meltano.yml agree with `tap-voluum --about`."""
+"""README, Meltano Hub definition and meltano.yml agree with `tap-voluum --about`.
+
+After changing the tap's settings or streams, run `.venv/bin/python scripts/gen_docs.py`.
+"""
 
 from __future__ import annotations
 
@@ -81,7 +84,7 @@ def _stale_message(path: Path, current: str, wanted: str) -> str:
     return f"{path.relative_to(ROOT)} is out of date; run `{REGENERATE}`:\n{diff[:4000]}"
 
 
-@pytest.mark.parametrize("name", ["README.md", "hub/tap-voluum.yml"])
+@pytest.mark.parametrize("name", ["README.md", "hub/tap-voluum.yml", "meltano.yml"])
 def test_generated_file_is_up_to_date(expected: dict[Path, str], name: str) -> None:
     path = ROOT / name
     current = path.read_text(encoding="utf-8") if path.exists() else ""

@@ -29,7 +29,9 @@ def synced(sandbox: SandboxServer):
 
 
 @pytest.mark.parametrize("stream", sorted(KINDS))
-def test_every_entity_arrives_archived_included(synced, sandbox: SandboxServer, stream: str) -> None:
+def test_every_entity_arrives_archived_included(
+    synced, sandbox: SandboxServer, stream: str
+) -> None:
     expected = {e["id"]: e for e in sandbox.dataset.entities(KINDS[stream])}
     got = {r["id"]: r for r in synced.records[stream]}
     assert got.keys() == expected.keys()

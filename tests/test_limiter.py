@@ -74,8 +74,14 @@ def test_every_denied_endpoint_is_recognised(method: str, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/report"), ("GET", "/campaign"), ("POST", "/auth/access/session"),
-     ("GET", "/profile/password"), ("GET", "/report/manual-cost"), ("GET", "/billing/plans")],
+    [
+        ("GET", "/report"),
+        ("GET", "/campaign"),
+        ("POST", "/auth/access/session"),
+        ("GET", "/profile/password"),
+        ("GET", "/report/manual-cost"),
+        ("GET", "/billing/plans"),
+    ],
 )
 def test_allowed_endpoints_are_not_denied(method: str, path: str) -> None:
     assert not is_denied(method, path)

@@ -69,6 +69,9 @@ NETWORK_TROUBLE = re.compile(
     re.IGNORECASE,
 )
 
+ERROR_LINE = re.compile(r"\[error|\[critical|Error\b|Exception\b|failed", re.IGNORECASE)
+LOG_DIR = ROOT / ".meltano" / "e2e-logs"
+
 TIMINGS: dict[str, float] = {}
 
 # Run with a plugin's own Python: counts rows, duplicated keys and declared primary keys.
@@ -152,6 +155,14 @@ def _run(command: list[str], *, timeout: float, **kwargs: Any) -> subprocess.Com
 
 def _tail(text: str, chars: int = 6000) -> str:
     return text[-chars:]
+
+
+def _essence(log: str) -> str:
+    """The error lines of a Meltano log, and its last lines."""
+    lines = log.splitlines()
+    errors = [line for line in lines if ERROR_LINE.search(line)]
+    picked = list(dict.fromkeys([*errors[-12:], *lines[-4:]]))
+    return "\n".join(line[:300] for line in picked)
 
 
 def _skip_if_unreachable(what: str, output: str) -> None:
@@ -410,9 +421,12 @@ def _run_twice(
         )
         timings[f"meltano run tap-voluum {target} #{attempt}"] = time.monotonic() - started
         if result.returncode != 0:
+            log = LOG_DIR / f"{target}-run{attempt}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(result.stdout + result.stderr, encoding="utf-8")
             raise RunFailed(
-                f"meltano run tap-voluum {target} (run {attempt}) exited {result.returncode}:\n"
-                + _tail(result.stdout + result.stderr)
+                f"meltano run tap-voluum {target} (run {attempt}) exited {result.returncode}"
+                f" (full log: {log.relative_to(ROOT)}):\n{_essence(result.stdout + result.stderr)}"
             )
         state = _run(
             [str(meltano), "state", "get", f"sandbox:tap-voluum-to-{target}"],

@@ -21,8 +21,15 @@ if TYPE_CHECKING:
 
 STREAMS = {"campaigns", "campaign_report", "offer_report", "conversions"}
 FAULTS = {
-    "500": 0.04, "502_html": 0.04, "503": 0.04, "reset": 0.03, "truncated": 0.03,
-    "invalid_json": 0.03, "burst_429": 0.02, "error_in_200": 0.02, "login": True,
+    "500": 0.04,
+    "502_html": 0.04,
+    "503": 0.04,
+    "reset": 0.03,
+    "truncated": 0.03,
+    "invalid_json": 0.03,
+    "burst_429": 0.02,
+    "error_in_200": 0.02,
+    "login": True,
 }
 
 
@@ -48,9 +55,19 @@ def test_a_sync_under_faults_writes_exactly_the_clean_records(
     expired = sum(r["status"] == 401 for r in log)
     limited = sum(r["status"] == 429 for r in log)
     with capsys.disabled():
-        print(f"\n[fault run] requests={len(log)} faults={injected} logins={logins} "
-              f"401s={expired} 429s={limited}")
-    assert {"500", "502_html", "503", "reset", "truncated", "invalid_json", "burst_429"} <= injected.keys()
+        print(
+            f"\n[fault run] requests={len(log)} faults={injected} logins={logins} "
+            f"401s={expired} 429s={limited}"
+        )
+    assert {
+        "500",
+        "502_html",
+        "503",
+        "reset",
+        "truncated",
+        "invalid_json",
+        "burst_429",
+    } <= injected.keys()
     assert logins >= 2, "a 2-second token must be renewed during the sync"
 
 
@@ -92,7 +109,9 @@ def test_a_fatal_error_leaves_a_valid_state(
 ) -> None:
     config = config_for(fresh_sandbox, max_concurrency=1, max_retries=2, page_size=15)
     # Windows 1-3 go through; the 4th window's request fails on every try.
-    fresh_sandbox.configure(faults={"schedule": {4: "503", 5: "503", 6: "503"}, "paths": ["/report"]})
+    fresh_sandbox.configure(
+        faults={"schedule": {4: "503", 5: "503", 6: "503"}, "paths": ["/report"]}
+    )
     failed = run_cli(config, tmp_path, streams={"campaign_report"})
     assert failed.returncode == 1
     assert "GET /report: HTTP 503" in failed.stderr.strip().splitlines()[-1]
@@ -128,12 +147,21 @@ def test_killed_again_and_again_then_resumed_loses_nothing(
     state: dict | None = None
     kills = 0
     for attempt in range(40):
-        command = [sys.executable, "-m", "tap_voluum", "--config", str(tmp_path / "config.json"),
-                   "--catalog", str(tmp_path / "catalog.json")]
+        command = [
+            sys.executable,
+            "-m",
+            "tap_voluum",
+            "--config",
+            str(tmp_path / "config.json"),
+            "--catalog",
+            str(tmp_path / "catalog.json"),
+        ]
         if state:
             (tmp_path / "state.json").write_text(json.dumps(state))
             command += ["--state", str(tmp_path / "state.json")]
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         lines = read_until_killed(proc, rng.randint(20, 300 + 300 * attempt))
         messages = parse_messages("".join(lines))
         written += messages
@@ -155,9 +183,14 @@ BAD_SETTINGS = [
     ({"end_date": "2026-03-01T00:00:00Z"}, "end_date must be after start_date"),
     ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
     ({"custom_reports": [{"name": "x", "group_by": ["planet"]}]}, "unknown dimension 'planet'"),
-    ({"custom_reports": [{"name": "x", "group_by": ["os", "browser", "offer", "lander"]}]}, "1 to 3"),
-    ({"custom_reports": [{"name": "x", "group_by": ["os"]}, {"name": "x", "group_by": ["os"]}]},
-     "used twice"),
+    (
+        {"custom_reports": [{"name": "x", "group_by": ["os", "browser", "offer", "lander"]}]},
+        "1 to 3",
+    ),
+    (
+        {"custom_reports": [{"name": "x", "group_by": ["os"]}, {"name": "x", "group_by": ["os"]}]},
+        "used twice",
+    ),
     ({"api_url": "http://api.voluum.com"}, "api_url"),
     ({"page_size": 0}, "page_size"),
     ({"page_size": 100_001}, "page_size"),
@@ -184,8 +217,12 @@ def test_secrets_never_reach_any_output(fresh_sandbox: SandboxServer, tmp_path: 
     fresh_sandbox.configure(faults={"500": 0.1, "seed": 3}, token_lifetime=2)
     fresh_sandbox.fail_next("reset", count=1)
     config = config_for(fresh_sandbox, max_retries=10)
-    result = run_cli(config, tmp_path, streams={"campaigns", "campaign_report"},
-                     env={"TAP_VOLUUM_LOGLEVEL": "DEBUG"})
+    result = run_cli(
+        config,
+        tmp_path,
+        streams={"campaigns", "campaign_report"},
+        env={"TAP_VOLUUM_LOGLEVEL": "DEBUG"},
+    )
     assert result.returncode == 0
     assert "DEBUG" in result.stderr
     tokens = list(fresh_sandbox._sessions)

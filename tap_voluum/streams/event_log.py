@@ -31,7 +31,9 @@ class TotalRowsPaginator(OffsetPaginator):
 
 def change_hash(entry: dict) -> str:
     """A short, stable digest of what an entry changed (with the rest of its key, unique)."""
-    return hashlib.sha256(msgspec.json.encode(entry.get("changes") or [], order="sorted")).hexdigest()[:16]
+    return hashlib.sha256(
+        msgspec.json.encode(entry.get("changes") or [], order="sorted")
+    ).hexdigest()[:16]
 
 
 class EventLogStream(VoluumStream):
@@ -48,7 +50,7 @@ class EventLogStream(VoluumStream):
     replication_key = "editTime"
     is_sorted = True
     absent_means = "this account has no event log"
-    schema: ClassVar[dict] = {  # type: ignore[misc]
+    schema: ClassVar[dict] = {
         "type": "object",
         "properties": {
             "editTime": {"type": ["string"], "format": "date-time"},
@@ -72,7 +74,9 @@ class EventLogStream(VoluumStream):
 
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """From the bookmark's hour, oldest first."""
-        since = self.get_starting_timestamp(context) or datetime.now(timezone.utc) - timedelta(days=30)
+        since = self.get_starting_timestamp(context) or datetime.now(timezone.utc) - timedelta(
+            days=30
+        )
         since = since.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
         return {
             "from": since.strftime("%Y-%m-%dT%H:00:00Z"),

@@ -19,12 +19,38 @@ if TYPE_CHECKING:
 LIVE_LIMIT = 1000  # the most recent events Voluum hands out per campaign
 STRING = {"type": ["string", "null"]}
 _FIELDS = (
-    "externalId", "campaignName", "offerId", "offerName", "landerId", "landerName",
-    "flowId", "flowName", "trafficSourceId", "trafficSourceName", "affiliateNetworkId",
-    "affiliateNetworkName", "countryCode", "countryName", "region", "city", "device",
-    "deviceName", "brand", "model", "os", "osVersion", "browser", "browserVersion",
-    "connectionType", "connectionTypeName", "isp", "mobileCarrier", "ip", "referrer",
-    "userAgent", *(f"customVariable{n}" for n in range(1, 11)),
+    "externalId",
+    "campaignName",
+    "offerId",
+    "offerName",
+    "landerId",
+    "landerName",
+    "flowId",
+    "flowName",
+    "trafficSourceId",
+    "trafficSourceName",
+    "affiliateNetworkId",
+    "affiliateNetworkName",
+    "countryCode",
+    "countryName",
+    "region",
+    "city",
+    "device",
+    "deviceName",
+    "brand",
+    "model",
+    "os",
+    "osVersion",
+    "browser",
+    "browserVersion",
+    "connectionType",
+    "connectionTypeName",
+    "isp",
+    "mobileCarrier",
+    "ip",
+    "referrer",
+    "userAgent",
+    *(f"customVariable{n}" for n in range(1, 11)),
 )
 
 
@@ -41,7 +67,7 @@ class LiveEventsStream(VoluumStream):
     is_sorted = True
     records_key = "rows"
     absent_means = "this account has no live click/visit reports"
-    schema: ClassVar[dict] = {  # type: ignore[misc]
+    schema: ClassVar[dict] = {
         "type": "object",
         "properties": {
             "timestamp": {"type": ["string"], "format": "date-time"},
@@ -87,4 +113,3 @@ class LiveVisitsStream(LiveEventsStream):
 
     name = "live_visits"
     path = "/report/live/visits/{campaignId}"
-

@@ -45,19 +45,31 @@ def _entity(group_by: str, prefix: str, *extra: str, aliases: tuple[str, ...] = 
 _WORKSPACE = ("WorkspaceId", "WorkspaceName")
 DIMENSIONS: tuple[Dimension, ...] = (
     _entity(
-        "campaign", "campaign", "campaignCountry", "campaignWorkspaceId", "campaignWorkspaceName",
-        "trafficSourceName", aliases=("campaign_id",),
+        "campaign",
+        "campaign",
+        "campaignCountry",
+        "campaignWorkspaceId",
+        "campaignWorkspaceName",
+        "trafficSourceName",
+        aliases=("campaign_id",),
     ),
     _entity("offer", "offer", "offerCountry", "offerWorkspaceId", "offerWorkspaceName"),
     _entity("lander", "lander", "landerCountry", "landerWorkspaceId", "landerWorkspaceName"),
     _entity("flow", "flow", "flowWorkspaceId", "flowWorkspaceName"),
     _entity("traffic-source", "trafficSource", aliases=("traffic_source_id",)),
     _entity("affiliate-network", "affiliateNetwork", aliases=("affiliate_network_id",)),
-    Dimension("country", "countryCode", ("countryCode", "countryName"), ("country-code", "countryCode")),
+    Dimension(
+        "country", "countryCode", ("countryCode", "countryName"), ("country-code", "countryCode")
+    ),
     Dimension("os", "os", ("os",)),
     Dimension("browser", "browser", ("browser",)),
     *(
-        Dimension(f"custom-variable-{n}", f"customVariable{n}", (f"customVariable{n}",), (f"customVariable{n}",))
+        Dimension(
+            f"custom-variable-{n}",
+            f"customVariable{n}",
+            (f"customVariable{n}",),
+            (f"customVariable{n}",),
+        )
         for n in range(1, 11)
     ),
 )
@@ -67,13 +79,36 @@ DIMENSION_BY_NAME: dict[str, Dimension] = {
 GRANULARITIES = ("day", "hour")
 
 INTEGER_METRICS = (
-    "visits", "uniqueVisits", "clicks", "conversions", "errors", "impressions", "bids",
-    "suspiciousVisits", "suspiciousClicks",
+    "visits",
+    "uniqueVisits",
+    "clicks",
+    "conversions",
+    "errors",
+    "impressions",
+    "bids",
+    "suspiciousVisits",
+    "suspiciousClicks",
     *(f"customConversions{n}" for n in range(1, CUSTOM_SLOTS + 1)),
 )
 NUMBER_METRICS = (
-    "revenue", "cost", "profit", "roi", "cpv", "ctr", "cr", "cv", "epv", "epc", "ap", "ictr",
-    "advertiserCost", "ecpa", "ecpc", "ecpm", "rpm", "winRate",
+    "revenue",
+    "cost",
+    "profit",
+    "roi",
+    "cpv",
+    "ctr",
+    "cr",
+    "cv",
+    "epv",
+    "epc",
+    "ap",
+    "ictr",
+    "advertiserCost",
+    "ecpa",
+    "ecpc",
+    "ecpm",
+    "rpm",
+    "winRate",
     *(f"customRevenue{n}" for n in range(1, CUSTOM_SLOTS + 1)),
 )
 METRICS = INTEGER_METRICS + NUMBER_METRICS
@@ -151,7 +186,9 @@ def custom_report_definitions(
         dimensions = _dimensions(where, entry.get("group_by") or [])
         granularity = str(entry.get("granularity") or "day")
         if granularity not in GRANULARITIES:
-            raise VoluumConfigError(f"{where}: granularity must be 'day' or 'hour', not '{granularity}'")
+            raise VoluumConfigError(
+                f"{where}: granularity must be 'day' or 'hour', not '{granularity}'"
+            )
         if granularity == "hour" and len(dimensions) >= MAX_GROUP_LEVELS:
             msg = f"{where}: an hourly report takes at most 2 dimensions (Voluum groups 3 levels)"
             raise VoluumConfigError(msg)
@@ -185,11 +222,12 @@ class ReportStream(WindowedStream):
 
     def __init__(self, tap: Tap, definition: ReportDefinition) -> None:
         self.definition = definition
-        super().__init__(tap, name=definition.name, schema=self._schema(definition))
+        super().__init__(tap, name=definition.name, schema=self.report_schema(definition))
         self.primary_keys = (BUCKET_KEY, *definition.key_fields)
 
     @staticmethod
-    def _schema(definition: ReportDefinition) -> dict:
+    def report_schema(definition: ReportDefinition) -> dict:
+        """Bucket, day/hour, dimension fields, the chosen columns, time zone and currency."""
         properties: dict[str, dict] = {
             BUCKET_KEY: {"type": ["string"], "format": "date-time"},
             "day": {"type": ["string", "null"], "format": "date"},

@@ -112,7 +112,9 @@ class WindowedStream(VoluumStream):
         """`min(end_date, now)` as local wall-clock time, rounded up to a whole hour."""
         end = ceil_hour(local_now(self.tz))
         if self.config.get("end_date"):
-            end = min(end, ceil_hour(parse_setting_datetime(self.config["end_date"]).replace(tzinfo=None)))
+            end = min(
+                end, ceil_hour(parse_setting_datetime(self.config["end_date"]).replace(tzinfo=None))
+            )
         return end
 
     def range_start_day(self, context: Context | None) -> date:
@@ -155,7 +157,9 @@ class WindowedStream(VoluumStream):
 
     def fetch_page(self, context: Context | None, token: PageToken) -> requests.Response:
         """Send one page request through the SDK's retrying request path."""
-        request = self.get_http_request(page=PageContext(stream_context=context, next_page_token=token))
+        request = self.get_http_request(
+            page=PageContext(stream_context=context, next_page_token=token)
+        )
         prepared = self.build_prepared_request(
             method=request.method,
             url=request.url,
@@ -209,7 +213,12 @@ class WindowedStream(VoluumStream):
             self._write_state_message()
             self.logger.info(
                 "%s: window %d/%d %s done: %d rows, %d requests, %.2f s",
-                self.name, window.index, window.count, window, rows, pages,
+                self.name,
+                window.index,
+                window.count,
+                window,
+                rows,
+                pages,
                 time.monotonic() - started,
             )
 
