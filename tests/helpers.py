@@ -55,22 +55,26 @@ def parse_messages(text: str) -> list[dict]:
     ]
 
 
-def catalog_for(config: dict, streams: set[str]) -> dict:
-    """A discovered catalog with only `streams` selected."""
+def catalog_for(config: dict, streams: set[str], deselect: tuple[str, ...] = ()) -> dict:
+    """A discovered catalog with only `streams` selected, minus the `deselect` properties."""
     tap = TapVoluum(config=config, validate_config=False, setup_mapper=False)
     catalog = tap.catalog_dict
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
                 item["metadata"]["selected"] = entry["tap_stream_id"] in streams
+            elif item["breadcrumb"][-1] in deselect:
+                item["metadata"]["selected"] = False
     return catalog
 
 
-def run_tap(config: dict, streams: set[str], state: dict | None = None) -> SyncResult:
+def run_tap(
+    config: dict, streams: set[str], state: dict | None = None, deselect: tuple[str, ...] = ()
+) -> SyncResult:
     """Sync the given streams in this process and collect the messages."""
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     err = io.StringIO()
-    tap = TapVoluum(config=config, state=state, catalog=catalog_for(config, streams))
+    tap = TapVoluum(config=config, state=state, catalog=catalog_for(config, streams, deselect))
     with redirect_stdout(out), redirect_stderr(err):
         tap.sync_all()
     out.flush()

@@ -144,6 +144,23 @@ def test_metrics_are_typed(full_sync: SyncResult) -> None:
     assert isinstance(record["visits"], int)
 
 
+def test_deselected_columns_are_neither_requested_nor_written(
+    sandbox: SandboxServer, full_sync: SyncResult
+) -> None:
+    sandbox.clear_requests()
+    result = run_tap(config_for(sandbox), {"offer_report"}, deselect=("profit",))
+    assert result.records["offer_report"]
+    assert all("profit" not in r and "visits" in r for r in result.records["offer_report"])
+    columns = {c for r in sandbox.requests if r["path"] == "/report" for c in r["query"]["columns"]}
+    assert "profit" not in columns
+    assert {"visits", "offerId", "revenue"} <= columns
+    kept = {
+        k: {f: v for f, v in r.items() if f != "profit"}
+        for k, r in full_sync.keyed("offer_report").items()
+    }
+    assert result.keyed("offer_report") == kept
+
+
 def test_small_pages_give_the_same_rows(sandbox: SandboxServer, full_sync: SyncResult) -> None:
     sandbox.clear_requests()
     paged = run_tap(config_for(sandbox, page_size=5, report_window_days=3), {"campaign_report"})

@@ -254,13 +254,14 @@ class ReportStream(WindowedStream):
         local = {BUCKET_KEY, "timeZone", "currency"}
         return tuple(k for k in self.schema["properties"] if k not in local)
 
+    @cached_property
+    def _selected_api_fields(self) -> tuple[str, ...]:
+        """The selected fields of Voluum's rows (the key fields always are)."""
+        return tuple(f for f in self._api_fields if self.mask.get(("properties", f), True))
+
     def _selected_columns(self) -> list[str]:
         """`columns` to request: the selected fields that Voluum returns."""
-        return [
-            field
-            for field in self._api_fields
-            if self.mask.get(("properties", field), True) and field not in ("hour",)
-        ]
+        return [field for field in self._selected_api_fields if field != "hour"]
 
     def window_params(self, window: Window) -> dict[str, Any]:
         """Grouping, columns, and the account-wide options for one window."""
@@ -284,7 +285,7 @@ class ReportStream(WindowedStream):
         rows = payload.get("rows") if isinstance(payload, dict) else None
         if not rows:
             return
-        fields = self._api_fields
+        fields = self._selected_api_fields
         keys = self.definition.key_fields
         tz_name = str(self.config["timezone"])
         currency = self.config.get("currency")
