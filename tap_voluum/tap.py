@@ -16,8 +16,8 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
-from tap_voluum.client import VoluumStream
-from tap_voluum.errors import VoluumConfigError, VoluumError
+from tap_voluum.client import VoluumStream, decoded, extract_list
+from tap_voluum.errors import DeniedEndpointError, VoluumAuthError, VoluumConfigError, VoluumError
 from tap_voluum.streams.conversions import ConversionsStream
 from tap_voluum.streams.entities import ENTITY_STREAMS
 from tap_voluum.streams.event_log import EventLogStream
@@ -161,9 +161,12 @@ class TapVoluum(Tap):
         ),
     ).to_dict()
 
+    dynamic_catalog = True  # discovery reads the account's columns from /column/info
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._strict = kwargs.get("validate_config", True)
         super().__init__(*args, **kwargs)
-        if kwargs.get("validate_config", True):
+        if self._strict:
             check_settings(self.config)
 
     def discover_streams(self) -> list[Stream]:
@@ -178,8 +181,32 @@ class TapVoluum(Tap):
         streams: list[Stream] = [stream_class(tap=self) for stream_class in fixed]
         taken = {stream.name for stream in streams} | {d.name for d in BUILT_IN_REPORTS}
         custom = custom_report_definitions(self.config.get("custom_reports") or [], taken)
-        streams += [ReportStream(self, d) for d in (*BUILT_IN_REPORTS, *custom)]
+        columns = self.column_info(streams[0]) if self._strict else {}
+        streams += [ReportStream(self, d, columns) for d in (*BUILT_IN_REPORTS, *custom)]
         return streams
+
+    def column_info(self, stream: Stream) -> dict[str, str]:
+        """Voluum's column types (`/column/info`), or {} with a warning when it cannot be read."""
+        check_settings(self.config)
+        assert isinstance(stream, VoluumStream)
+        try:
+            response = stream.requests_session.get(
+                f"{stream.url_base}/column/info", auth=stream.authenticator, timeout=stream.timeout
+            )
+            stream.validate_response(response)
+            mappings = extract_list(decoded(response), "columnMappings")
+        except (VoluumAuthError, DeniedEndpointError):
+            raise
+        except (FatalAPIError, RetriableAPIError, requests.RequestException) as exc:
+            self.logger.warning(
+                "column types from /column/info unavailable (%s): using built-in types", exc
+            )
+            return {}
+        return {
+            str(m["key"]): str(m.get("type") or "")
+            for m in mappings
+            if isinstance(m, dict) and m.get("key")
+        }
 
     def log_in(self) -> None:
         """Open the access-key session, so a rejected key stops the run before any data request."""

@@ -57,7 +57,8 @@ def parse_messages(text: str) -> list[dict]:
 
 def catalog_for(config: dict, streams: set[str], deselect: tuple[str, ...] = ()) -> dict:
     """A discovered catalog with only `streams` selected, minus the `deselect` properties."""
-    tap = TapVoluum(config=config, validate_config=False, setup_mapper=False)
+    # As `--discover` does: the tap's catalog is dynamic, read with a valid config.
+    tap = TapVoluum(config=config, validate_config=TapVoluum.dynamic_catalog, setup_mapper=False)
     catalog = tap.catalog_dict
     for entry in catalog["streams"]:
         for item in entry["metadata"]:

@@ -296,3 +296,50 @@ def test_resume_from_any_point_loses_nothing(
         union = dict(written.keyed("campaign_report")) if written.records else {}
         union.update(resumed.keyed("campaign_report"))
         assert_rows_match(list(union.values()), truth, lambda r: (r["campaignId"], r["day"]))
+
+
+def test_column_info_types_custom_columns(fresh_sandbox: SandboxServer) -> None:
+    custom = [
+        {
+            "name": "offers_plus",
+            "group_by": ["offer"],
+            "columns": ["visits", "payout", "deleted", "offerUrl"],
+        }
+    ]
+    result = run_tap(config_for(fresh_sandbox, custom_reports=custom), {"offers_plus"})
+    properties = result.schemas["offers_plus"]["schema"]["properties"]
+    assert properties["payout"]["type"] == ["number", "null"]
+    assert properties["deleted"]["type"] == ["boolean", "null"]
+    assert properties["offerUrl"]["type"] == ["string", "null"]
+    assert any(r["path"] == "/column/info" for r in fresh_sandbox.requests)
+    assert all(isinstance(r["deleted"], bool) for r in result.records["offers_plus"])
+
+
+def test_without_column_info_the_built_in_types_serve(
+    fresh_sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    fresh_sandbox.fail_next("503", count=1, path="/column/info")
+    custom = [{"name": "offers_plus", "group_by": ["offer"], "columns": ["visits", "deleted"]}]
+    result = run_tap(
+        config_for(fresh_sandbox, custom_reports=custom), {"offers_plus", "campaign_report"}
+    )
+    assert any("/column/info unavailable" in r.getMessage() for r in caplog.records)
+    assert result.schemas["campaign_report"]["schema"]["properties"]["visits"]["type"] == [
+        "integer",
+        "null",
+    ]
+    assert result.records["campaign_report"]
+
+
+def test_account_columns_join_the_built_in_reports() -> None:
+    from tap_voluum.streams.reports import account_columns
+
+    mappings = {
+        "visits": "integer",
+        "CostPerFTD": "monetary-decimal-4",
+        "campaignUrl": "string",
+        "payout": "monetary-decimal-4",
+        "offerNotes": "string",
+        "SignupRate": "percentage",
+    }
+    assert account_columns(mappings) == ("CostPerFTD", "SignupRate")

@@ -115,8 +115,48 @@ METRICS = INTEGER_METRICS + NUMBER_METRICS
 _TEXT_COLUMN = re.compile(r"(Id|Name|Url|Notes|Country|Code|Type|Status|Tags)$")
 
 
-def column_type(column: str) -> dict:
-    """JSON schema of a report column: known metrics typed, names and ids text."""
+_VOLUUM_TYPES = {"integer": INTEGER, "yesno": {"type": ["boolean", "null"]}, "string": STRING}
+_ENTITY_ATTRIBUTES = frozenset(
+    {
+        "payout",
+        "numberOfOffers",
+        "bid",
+        "cpa",
+        "cpc",
+        "cpm",
+        "dailyBudget",
+        "totalBudget",
+        "totalSpend",
+        "deleted",
+    }
+)
+
+
+def voluum_type(kind: str) -> dict:
+    """JSON schema for a `/column/info` type (`integer`, `monetary-decimal-4`, `yesno`, ...)."""
+    if kind.startswith("string"):
+        return STRING
+    return _VOLUUM_TYPES.get(kind, NUMBER)
+
+
+def account_columns(mappings: Mapping[str, str]) -> tuple[str, ...]:
+    """Numeric columns the account defined itself (custom formulas such as `CostPerFTD`)."""
+    known = set(METRICS) | {f for d in DIMENSIONS for f in d.fields} | _ENTITY_ATTRIBUTES
+    entity = re.compile(r"^(campaign|offer|lander|flow|trafficSource|affiliateNetwork)[A-Z]")
+    return tuple(
+        key
+        for key, kind in mappings.items()
+        if key not in known
+        and not entity.match(key)
+        and voluum_type(kind) is not STRING
+        and kind != "yesno"
+    )
+
+
+def column_type(column: str, mappings: Mapping[str, str] | None = None) -> dict:
+    """JSON schema of a report column: `/column/info`'s type, else by name."""
+    if mappings and column in mappings:
+        return voluum_type(mappings[column])
     if column in INTEGER_METRICS:
         return INTEGER
     if column in NUMBER_METRICS:
@@ -220,14 +260,21 @@ class ReportStream(WindowedStream):
     path = "/report"
     replication_key = BUCKET_KEY
 
-    def __init__(self, tap: Tap, definition: ReportDefinition) -> None:
+    def __init__(
+        self, tap: Tap, definition: ReportDefinition, column_info: Mapping[str, str] | None = None
+    ) -> None:
         self.definition = definition
-        super().__init__(tap, name=definition.name, schema=self.report_schema(definition))
+        schema = self.report_schema(definition, column_info or {})
+        super().__init__(tap, name=definition.name, schema=schema)
         self.primary_keys = (BUCKET_KEY, *definition.key_fields)
 
     @staticmethod
-    def report_schema(definition: ReportDefinition) -> dict:
-        """Bucket, day/hour, dimension fields, the chosen columns, time zone and currency."""
+    def report_schema(definition: ReportDefinition, column_info: Mapping[str, str]) -> dict:
+        """Bucket, day/hour, dimension fields, the chosen columns, time zone and currency.
+
+        `column_info` (key -> Voluum type, from `/column/info`) types the columns and adds
+        the account's own numeric columns to reports that keep every metric.
+        """
         properties: dict[str, dict] = {
             BUCKET_KEY: {"type": ["string"], "format": "date-time"},
             "day": {"type": ["string", "null"], "format": "date"},
@@ -236,8 +283,11 @@ class ReportStream(WindowedStream):
             properties["hour"] = INTEGER
         for field in definition.dimension_fields:
             properties[field] = {"type": ["string"]} if field in definition.key_fields else STRING
-        for column in definition.columns:
-            properties.setdefault(column, column_type(column))
+        columns = definition.columns
+        if columns == METRICS:
+            columns += account_columns(column_info)
+        for column in columns:
+            properties.setdefault(column, column_type(column, column_info))
         properties["timeZone"] = STRING
         properties["currency"] = STRING
         return {"type": "object", "properties": properties}
@@ -252,7 +302,7 @@ class ReportStream(WindowedStream):
     def _api_fields(self) -> tuple[str, ...]:
         """Row fields copied from Voluum's answer (its rows carry many more)."""
         local = {BUCKET_KEY, "timeZone", "currency"}
-        return tuple(k for k in self.schema["properties"] if k not in local)
+        return tuple(k for k in self.effective_schema["properties"] if k not in local)
 
     @cached_property
     def _selected_api_fields(self) -> tuple[str, ...]:

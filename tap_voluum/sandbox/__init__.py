@@ -1,0 +1,10 @@
+"""Voluum sandbox: a local, deterministic Voluum-compatible HTTP API for tests, demo and benchmark.
+
+Self-contained: imports nothing from the rest of ``tap_voluum``.
+"""
+
+from .data import Dataset
+from .reports import ApiError, ReportEngine
+from .server import FAULT_KINDS, KNOBS, SandboxServer
+
+__all__ = ["FAULT_KINDS", "KNOBS", "ApiError", "Dataset", "ReportEngine", "SandboxServer"]

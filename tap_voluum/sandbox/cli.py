@@ -1,0 +1,119 @@
+"""``voluum-sandbox``: serve a deterministic Voluum-compatible API until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import date
+from types import FrameType
+
+from .data import Dataset
+from .server import FAULT_KINDS, SandboxServer
+
+DEFAULT_FAULT_KINDS = "500,502_html,503,reset,burst_429"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of the ``voluum-sandbox`` command."""
+    p = argparse.ArgumentParser(
+        prog="voluum-sandbox", description="Local Voluum-compatible API with deterministic data."
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port; 0 = any free port")
+    p.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
+    p.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=None,
+        help="first UTC day of data, YYYY-MM-DD (default: --days days ending today)",
+    )
+    p.add_argument("--days", type=int, default=60, help="days of traffic (default 60)")
+    p.add_argument("--campaigns", type=int, default=12, help="number of campaigns (default 12)")
+    p.add_argument(
+        "--events-per-campaign-hour", type=int, default=3, help="traffic events per campaign-hour"
+    )
+    p.add_argument("--zones", type=int, default=40, help="distinct customVariable1 values")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds slept per request")
+    p.add_argument(
+        "--rate-limit", type=int, default=15, help="requests per token per second; 0 disables"
+    )
+    p.add_argument("--retry-after", type=int, default=None, help="Retry-After seconds on 429")
+    p.add_argument("--token-lifetime", type=float, default=14400, help="token lifetime in seconds")
+    p.add_argument(
+        "--fault-rate", type=float, default=0.0, help="probability that a data request fails"
+    )
+    p.add_argument(
+        "--fault-kinds",
+        default=DEFAULT_FAULT_KINDS,
+        help=f"comma-separated kinds sharing --fault-rate (from: {', '.join(FAULT_KINDS)})",
+    )
+    p.add_argument("--fault-seed", type=int, default=None, help="seed of the fault generator")
+    p.add_argument("--fault-login", action="store_true", help="also inject faults on logins")
+    return p
+
+
+def faults_from_args(args: argparse.Namespace) -> dict[str, object] | None:
+    """Build the ``faults`` knob from ``--fault-*`` options (``None`` when the rate is 0)."""
+    if args.fault_rate <= 0:
+        return None
+    kinds = [k.strip() for k in args.fault_kinds.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown or not kinds:
+        raise SystemExit(f"voluum-sandbox: unknown fault kinds: {unknown or args.fault_kinds}")
+    faults: dict[str, object] = {k: args.fault_rate / len(kinds) for k in kinds}
+    if args.fault_seed is not None:
+        faults["seed"] = args.fault_seed
+    if args.fault_login:
+        faults["login"] = True
+    return faults
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the sandbox until SIGINT/SIGTERM; prints credentials and the URL on start."""
+    args = build_parser().parse_args(argv)
+    dataset = Dataset(
+        seed=args.seed,
+        start=args.start,
+        days=args.days,
+        campaigns=args.campaigns,
+        events_per_campaign_hour=args.events_per_campaign_hour,
+        zones=args.zones,
+    )
+    server = SandboxServer(
+        dataset=dataset,
+        host=args.host,
+        port=args.port,
+        token_lifetime=args.token_lifetime,
+        latency=args.latency,
+        rate_limit=args.rate_limit if args.rate_limit > 0 else None,
+        faults=faults_from_args(args),
+        retry_after=args.retry_after,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server.start()
+    try:
+        print(f"access_id={server.access_id}")
+        print(f"access_key={server.access_key}")
+        print(f"email={server.email}")
+        print(f"password={server.password}")
+        print(f"url={server.url}")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
