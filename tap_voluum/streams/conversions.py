@@ -55,7 +55,7 @@ _TEXT_FIELDS = (
     "mobileCarrier",
     "ip",
 )
-PRIMARY_KEY = ("clickId", "postbackTimestamp", "conversionType", "transactionId")
+PRIMARY_KEY = ("clickId", "postbackTimestamp", "conversionType")
 
 
 def voluum_timestamp(value: Any, tz: ZoneInfo) -> str | None:
@@ -80,9 +80,10 @@ def voluum_timestamp(value: Any, tz: ZoneInfo) -> str | None:
 class ConversionsStream(WindowedStream):
     """Every conversion, incremental on its postback time.
 
-    Voluum gives conversions no id. The key is the click, the postback time, the
-    conversion type and the transaction id: one click converts at most once per type and
-    time, and the four values never change when a conversion is read again.
+    Voluum gives conversions no id. The key is the click, the postback time and the
+    conversion type: one click converts at most once per type at one time, and the three
+    never change when a conversion is read again. `transactionId` is left out: it is not
+    unique (accounts put labels such as "deposit" in it) and is often empty.
     """
 
     name = "conversions"
@@ -97,7 +98,6 @@ class ConversionsStream(WindowedStream):
             **{field: STRING for field in _TEXT_FIELDS},
             "clickId": {"type": ["string"]},
             "conversionType": {"type": ["string"]},
-            "transactionId": {"type": ["string"]},
             "conversionTypeId": {"type": ["integer", "null"]},
             "conversions": {"type": ["integer", "null"]},
             "revenue": {"type": ["number", "null"]},
@@ -137,7 +137,7 @@ class ConversionsStream(WindowedStream):
             record = {k: row[k] for k in fields if k in row}
             record["postbackTimestamp"] = voluum_timestamp(row.get("postbackTimestamp"), tz)
             record["visitTimestamp"] = voluum_timestamp(row.get("visitTimestamp"), tz)
-            for key in ("clickId", "conversionType", "transactionId"):
+            for key in ("clickId", "conversionType"):
                 if record.get(key) is None:
                     record[key] = ""
             record["timeZone"] = tz_name
