@@ -57,12 +57,7 @@ def test_timestamps_are_iso_with_the_local_offset(synced: SyncResult, dataset: D
 def test_replication_key_is_postback_time(synced: SyncResult) -> None:
     schema = synced.schemas["conversions"]
     assert schema["bookmark_properties"] == ["postbackTimestamp"]
-    assert schema["key_properties"] == [
-        "clickId",
-        "postbackTimestamp",
-        "conversionType",
-        "transactionId",
-    ]
+    assert schema["key_properties"] == ["clickId", "postbackTimestamp", "conversionType"]
     bookmark = synced.final_state["bookmarks"]["conversions"]["replication_key_value"]
     assert bookmark == max(r["postbackTimestamp"] for r in synced.records["conversions"])
 
