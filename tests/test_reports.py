@@ -122,7 +122,8 @@ def test_primary_key_is_bucket_plus_dimension(full_sync: SyncResult) -> None:
 def test_requests_follow_voluums_rules(full_sync: SyncResult, sandbox: SandboxServer) -> None:
     reports = [r for r in sandbox.requests if r["path"] == "/report"]
     assert reports
-    assert all(r["status"] == 200 for r in reports), "no 400 for times off the hour"
+    # 429s are the rate limit's business (tests/test_rate_limit.py); none may be a 400.
+    assert [r for r in reports if r["status"] not in (200, 429)] == []
     for request in reports:
         query = request["query"]
         assert query["tz"] == [TZ]

@@ -6,13 +6,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from tap_voluum.client import decoded
 from tap_voluum.streams.windows import Window, WindowedStream, aware
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    import requests
+    from collections.abc import Callable
 
 VOLUUM_TIME = "%Y-%m-%d %I:%M:%S %p"
 STRING = {"type": ["string", "null"]}
@@ -108,38 +105,20 @@ class ConversionsStream(WindowedStream):
         },
     }
 
+    non_null_keys = ("clickId", "conversionType")
+
     def window_params(self, window: Window) -> dict[str, Any]:
-        """Window on postback time, oldest first, archived entities included."""
+        """Window on postback time, oldest first."""
         params = super().window_params(window)
         params["sort"] = "postbackTimestamp"
-        params["direction"] = "ASC"
-        params["include"] = "ALL"
-        params["columns"] = [
-            k for k in self.schema["properties"] if k not in ("timeZone", "currency")
-        ]
-        if self.config.get("currency"):
-            params["currency"] = self.config["currency"]
-        if self.config.get("workspace_ids"):
-            params["workspaces"] = list(self.config["workspace_ids"])
         return params
 
-    def rows_of(self, window: Window, response: requests.Response) -> Iterable[dict]:
-        """Known fields, timestamps with their offset, key parts never null."""
-        payload = decoded(response)
-        rows = payload.get("rows") if isinstance(payload, dict) else None
-        if not rows:
-            return
+    def completer(self, window: Window) -> Callable[[dict, dict], None]:
+        """Timestamps as ISO-8601 with the zone's offset."""
         tz = self.tz
-        fields = tuple(self.schema["properties"])
-        tz_name = str(self.config["timezone"])
-        currency = self.config.get("currency")
-        for row in rows:
-            record = {k: row[k] for k in fields if k in row}
+
+        def complete(record: dict, row: dict) -> None:
             record["postbackTimestamp"] = voluum_timestamp(row.get("postbackTimestamp"), tz)
             record["visitTimestamp"] = voluum_timestamp(row.get("visitTimestamp"), tz)
-            for key in ("clickId", "conversionType"):
-                if record.get(key) is None:
-                    record[key] = ""
-            record["timeZone"] = tz_name
-            record["currency"] = currency
-            yield record
+
+        return complete

@@ -5,17 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tap_voluum.client import decoded
 from tap_voluum.errors import VoluumConfigError
 from tap_voluum.streams.windows import Window, WindowedStream, aware
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
-    import requests
     from singer_sdk import Tap
 
 MAX_GROUP_LEVELS = 3  # Voluum groups at most three levels deep
@@ -298,58 +295,35 @@ class ReportStream(WindowedStream):
         one_day = self.definition.granularity == "hour" or not self.definition.time_in_group_by
         return 1 if one_day else super().window_days
 
-    @cached_property
-    def _api_fields(self) -> tuple[str, ...]:
-        """Row fields copied from Voluum's answer (its rows carry many more)."""
-        local = {BUCKET_KEY, "timeZone", "currency"}
-        return tuple(k for k in self.effective_schema["properties"] if k not in local)
+    LOCAL_FIELDS = frozenset({BUCKET_KEY, "timeZone", "currency"})
 
-    @cached_property
-    def _selected_api_fields(self) -> tuple[str, ...]:
-        """The selected fields of Voluum's rows (the key fields always are)."""
-        return tuple(f for f in self._api_fields if self.mask.get(("properties", f), True))
+    @property
+    def non_null_keys(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The dimension ids of the primary key."""
+        return self.definition.key_fields
 
-    def _selected_columns(self) -> list[str]:
-        """`columns` to request: the selected fields that Voluum returns."""
-        return [field for field in self._selected_api_fields if field != "hour"]
+    def requested_columns(self) -> list[str]:
+        """Every selected field but `hour`, which is a grouping, not a column."""
+        return [field for field in self.api_fields if field != "hour"]
 
     def window_params(self, window: Window) -> dict[str, Any]:
-        """Grouping, columns, and the account-wide options for one window."""
+        """Grouping, a stable sort, and the conversion time mode."""
         params = super().window_params(window)
         params["groupBy"] = self.definition.group_by
-        params["columns"] = self._selected_columns()
-        params["include"] = "ALL"
         params["sort"] = self.definition.key_fields[0]
-        params["direction"] = "ASC"
-        if self.config.get("currency"):
-            params["currency"] = self.config["currency"]
         if self.config.get("conversion_time_mode"):
             params["conversionTimeMode"] = self.config["conversion_time_mode"]
-        if self.config.get("workspace_ids"):
-            params["workspaces"] = list(self.config["workspace_ids"])
         return params
 
-    def rows_of(self, window: Window, response: requests.Response) -> Iterable[dict]:
-        """Copy the known fields of each row and stamp its bucket, time zone and currency."""
-        payload = decoded(response)
-        rows = payload.get("rows") if isinstance(payload, dict) else None
-        if not rows:
-            return
-        fields = self._selected_api_fields
-        keys = self.definition.key_fields
-        tz_name = str(self.config["timezone"])
-        currency = self.config.get("currency")
+    def completer(self, window: Window) -> Callable[[dict, dict], None]:
+        """Stamp each record with the start of its time bucket and its local day."""
         buckets = _BucketClock(self, window)
-        for row in rows:
-            record = {k: row[k] for k in fields if k in row}
-            for key in keys:
-                if record.get(key) is None:
-                    record[key] = ""
+
+        def complete(record: dict, row: dict) -> None:
             record[BUCKET_KEY] = buckets.start_of(row)
             record["day"] = buckets.day_of(row)
-            record["timeZone"] = tz_name
-            record["currency"] = currency
-            yield record
+
+        return complete
 
 
 class _BucketClock:

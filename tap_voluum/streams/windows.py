@@ -14,7 +14,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -23,7 +24,7 @@ from singer_sdk.streams.rest import PageContext
 from tap_voluum.client import VoluumStream, decoded
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     import requests
     from singer_sdk.helpers.types import Context
@@ -148,8 +149,16 @@ class WindowedStream(VoluumStream):
         return int(self.config["page_size"])
 
     def window_params(self, window: Window) -> dict[str, Any]:
-        """Query parameters for one window (without paging)."""
-        return {**window.params, "tz": str(self.config["timezone"])}
+        """Query parameters for one window (without paging): range, zone, account options."""
+        params: dict[str, Any] = {**window.params, "tz": str(self.config["timezone"])}
+        params["include"] = "ALL"
+        params["direction"] = "ASC"
+        params["columns"] = self.requested_columns()
+        if self.config.get("currency"):
+            params["currency"] = self.config["currency"]
+        if self.config.get("workspace_ids"):
+            params["workspaces"] = list(self.config["workspace_ids"])
+        return params
 
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """The window's parameters plus `limit`/`offset`."""
@@ -172,9 +181,47 @@ class WindowedStream(VoluumStream):
         )
         return self._send(prepared, context)
 
-    def rows_of(self, window: Window, response: requests.Response) -> Iterable[dict]:
-        """Turn one page into records."""
+    # --- records ---------------------------------------------------------------------
+
+    LOCAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"timeZone", "currency"})
+    """Fields the tap fills in itself; every other schema field is copied from Voluum."""
+    non_null_keys: ClassVar[tuple[str, ...]] = ()
+
+    @cached_property
+    def api_fields(self) -> tuple[str, ...]:
+        """The selected schema fields that come from Voluum's rows (which carry many more)."""
+        return tuple(
+            field
+            for field in self.effective_schema["properties"]
+            if field not in self.LOCAL_FIELDS and self.mask.get(("properties", field), True)
+        )
+
+    def requested_columns(self) -> list[str]:
+        """`columns`: the fields wanted from Voluum."""
+        return list(self.api_fields)
+
+    def completer(self, window: Window) -> Callable[[dict, dict], None]:
+        """Return what fills a record's own fields from its Voluum row (bucket, timestamps)."""
         raise NotImplementedError
+
+    def rows_of(self, window: Window, response: requests.Response) -> Iterable[dict]:
+        """Copy the selected fields of each row, complete them, stamp zone and currency."""
+        payload = decoded(response)
+        rows = payload.get("rows") if isinstance(payload, dict) else None
+        if not rows:
+            return
+        fields = self.api_fields
+        keys = self.non_null_keys
+        complete = self.completer(window)
+        stamp = {"timeZone": str(self.config["timezone"]), "currency": self.config.get("currency")}
+        for row in rows:
+            record = {k: row[k] for k in fields if k in row}
+            for key in keys:
+                if record.get(key) is None:
+                    record[key] = ""
+            complete(record, row)
+            record.update(stamp)
+            yield record
 
     # --- the ordered, concurrent read ------------------------------------------------
 
