@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import requests
 
@@ -39,7 +41,7 @@ def test_never_more_than_the_ceiling_in_any_sliding_second() -> None:
         starts.append(clock.now)
     assert busiest_window(starts) <= 14
     assert busiest_window(starts, RateLimiter.WINDOW_S) == 14
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= RateLimiter.WINDOW_S / 14 - 1e-9, "starts are paced, not bursts"
     # 300 starts at 14 per (a little over) one second take about 23 seconds, not less.
     assert 21.5 <= starts[-1] - starts[0] <= 24.0
