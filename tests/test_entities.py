@@ -95,3 +95,10 @@ def test_single_user_account_has_no_workspaces(
     assert result.records["campaigns"]
     said = [r for r in caplog.records if "single-user account" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_no_field_of_the_sandbox_is_dropped(synced, sandbox: SandboxServer) -> None:
+    for stream, kind in KINDS.items():
+        properties = set(synced.schemas[stream]["schema"]["properties"])
+        sent = set().union(*(e.keys() for e in sandbox.dataset.entities(kind)))
+        assert sent <= properties, f"{stream} would drop {sent - properties}"
