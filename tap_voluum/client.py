@@ -235,6 +235,21 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
         return None
 
 
+class PageHead(msgspec.Struct):
+    """What a worker thread reads of a report page: the paging figures and any error.
+
+    Decoding into it checks that the whole body is valid JSON without building the rows,
+    which the consumer decodes once, when their turn comes.
+    """
+
+    totalRows: int | None = None
+    limit: int | None = None
+    error: dict | None = None
+
+
+_HEAD_DECODER = msgspec.json.Decoder(PageHead)
+
+
 def decoded(response: requests.Response) -> Any:
     """Return the JSON body decoded once by `validate_response`."""
     payload = getattr(response, "voluum_payload", None)
@@ -248,6 +263,9 @@ class VoluumStream(RESTStream[Any]):
 
     records_key: ClassVar[str | None] = None
     """Key of the list in Voluum's wrapper object (`{"campaigns": [...]}`)."""
+
+    decode_rows_later: ClassVar[bool] = False
+    """Report pages: validate in the worker (`PageHead`), decode rows when consumed."""
 
     absent_means: ClassVar[str | None] = None
     """For endpoints some accounts lack: what a 403/404 there means (the stream is empty)."""
@@ -327,10 +345,16 @@ class VoluumStream(RESTStream[Any]):
 
     def _accept_body(self, response: requests.Response) -> None:
         try:
-            payload = msgspec.json.decode(response.content)
-        except msgspec.DecodeError as exc:
+            if self.decode_rows_later:
+                head = _HEAD_DECODER.decode(response.content)
+                response.voluum_head = head  # type: ignore[attr-defined]
+                payload: Any = {"error": head.error}
+            else:
+                payload = msgspec.json.decode(response.content)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             msg = (
-                f"{self._where(response)}: HTTP {response.status_code} with a body that is not JSON"
+                f"{self._where(response)}: HTTP {response.status_code} with a body that is not "
+                "the JSON expected"
             )
             raise RetriableAPIError(msg, response) from exc
         error = payload.get("error") if isinstance(payload, dict) else None
@@ -341,7 +365,8 @@ class VoluumStream(RESTStream[Any]):
             if code in TRANSIENT_CODES:
                 raise RetriableAPIError(self.response_error_message(response), response)
             raise VoluumAPIError(self.response_error_message(response))
-        response.voluum_payload = payload  # type: ignore[attr-defined]
+        if not self.decode_rows_later:
+            response.voluum_payload = payload  # type: ignore[attr-defined]
 
     def response_error_message(self, response: requests.Response) -> str:
         """One line: endpoint (no query string), status, Voluum's code and message."""
@@ -439,6 +464,7 @@ def extract_list(payload: Any, key: str | None) -> list[dict]:
 
 
 __all__ = [
+    "PageHead",
     "RateLimiter",
     "VoluumHTTP",
     "VoluumStream",

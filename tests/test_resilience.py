@@ -101,7 +101,12 @@ def test_a_request_that_keeps_failing_ends_in_one_line(
     last = result.stderr.strip().splitlines()[-1]
     assert "GET /report: HTTP 503 SERVICE_UNAVAILABLE" in last
     assert result.records["campaigns"], "streams before the failure were written"
-    assert len([r for r in fresh_sandbox.requests if r["path"] == "/report"]) == 3
+    first_window = [
+        r
+        for r in fresh_sandbox.requests
+        if r["path"] == "/report" and r["query"]["from"] == ["2026-03-05T00:00:00"]
+    ]
+    assert len(first_window) == 3, "one try and max_retries=2 retries"
 
 
 def test_a_fatal_error_leaves_a_valid_state(

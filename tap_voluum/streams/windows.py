@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
+import msgspec
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import PageContext
 
-from tap_voluum.client import VoluumStream, decoded
+from tap_voluum.client import VoluumStream
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,15 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 PARAM_FORMAT = "%Y-%m-%dT%H:00:00"
+
+
+class _Rows(msgspec.Struct):
+    """The rows of a report page (totals and column metadata are skipped, not built)."""
+
+    rows: list[dict] = msgspec.field(default_factory=list)
+
+
+_ROWS_DECODER = msgspec.json.Decoder(_Rows)
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,7 @@ class WindowedStream(VoluumStream):
 
     is_sorted = True
     check_sorted = False  # the lookback re-reads days before the bookmark on purpose
+    decode_rows_later = True
     # Rows are copied field by field from Voluum's JSON, whose types already match the
     # schema: the SDK's per-record type conformance would only repeat that work.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -206,8 +217,7 @@ class WindowedStream(VoluumStream):
 
     def rows_of(self, window: Window, response: requests.Response) -> Iterable[dict]:
         """Copy the selected fields of each row, complete them, stamp zone and currency."""
-        payload = decoded(response)
-        rows = payload.get("rows") if isinstance(payload, dict) else None
+        rows = _ROWS_DECODER.decode(response.content).rows
         if not rows:
             return
         fields = self.api_fields
@@ -234,31 +244,19 @@ class WindowedStream(VoluumStream):
             return
         workers = max(int(self.config["max_concurrency"]), 1)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
+            pages = _PagePlan(self, context, windows, pool, budget=workers + 2)
             try:
-                yield from self._read_windows(context, windows, pool, workers)
+                yield from self._read(pages)
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
 
-    def _read_windows(
-        self, context: Context | None, windows: list[Window], pool: ThreadPoolExecutor, ahead: int
-    ) -> Iterator[dict]:
-        pending = iter(windows)
-        firsts: deque[tuple[Window, Future[requests.Response]]] = deque()
-
-        def top_up() -> None:
-            while len(firsts) < ahead and (window := next(pending, None)) is not None:
-                firsts.append((window, pool.submit(self.fetch_page, context, PageToken(window, 0))))
-
-        top_up()
-        while firsts:
-            window, first = firsts.popleft()
+    def _read(self, pages: _PagePlan) -> Iterator[dict]:
+        for window, responses in pages:
             started = time.monotonic()
-            response = first.result()
-            top_up()
-            pages, rows = 0, 0
-            for page in self._follow_up_pages(context, window, response, pool, ahead):
-                pages += 1
-                for record in self.rows_of(window, page):
+            count, rows = 0, 0
+            for response in responses:
+                count += 1
+                for record in self.rows_of(window, response):
                     rows += 1
                     yield record
             self._write_state_message()
@@ -269,28 +267,97 @@ class WindowedStream(VoluumStream):
                 window.count,
                 window,
                 rows,
-                pages,
+                count,
                 time.monotonic() - started,
             )
 
-    def _follow_up_pages(
+
+@dataclass
+class _WindowPages:
+    window: Window
+    first: Future[requests.Response]
+    rest: deque[Future[requests.Response]]
+    offsets: Iterator[int] | None = None  # known once the first page is in
+
+
+class _PagePlan:
+    """Requests the pages of the windows through a pool, handing them out in order.
+
+    At most `budget` pages are requested and not yet consumed (plus one for the window
+    being read, so it never waits on the budget). The budget goes to the earliest windows
+    first: the follow-up pages of a window are asked for as soon as its first page says
+    how many there are, before the first pages of later windows.
+    """
+
+    def __init__(
         self,
+        stream: WindowedStream,
         context: Context | None,
-        window: Window,
-        first: requests.Response,
+        windows: list[Window],
         pool: ThreadPoolExecutor,
-        ahead: int,
-    ) -> Iterator[requests.Response]:
-        """Yield the first page, then the others, fetched `ahead` at a time, in order."""
-        yield first
-        payload = decoded(first)
-        total = int(payload.get("totalRows") or 0) if isinstance(payload, dict) else 0
-        limit = int(payload.get("limit") or self.page_size) if isinstance(payload, dict) else 0
-        offsets = iter(range(limit, total, limit) if limit > 0 else ())
-        queued: deque[Future[requests.Response]] = deque()
+        budget: int,
+    ) -> None:
+        self.stream = stream
+        self.context = context
+        self.pending = iter(windows)
+        self.pool = pool
+        self.budget = budget
+        self.outstanding = 0
+        self.plan: deque[_WindowPages] = deque()
+
+    def __iter__(self) -> Iterator[tuple[Window, Iterator[requests.Response]]]:
+        self.top_up()
+        while self.plan:
+            entry = self.plan[0]
+            yield entry.window, self._pages_of(entry)
+            self.plan.popleft()
+
+    def _pages_of(self, entry: _WindowPages) -> Iterator[requests.Response]:
+        yield self._take(entry.first)
         while True:
-            while len(queued) < ahead and (offset := next(offsets, None)) is not None:
-                queued.append(pool.submit(self.fetch_page, context, PageToken(window, offset)))
-            if not queued:
+            self.top_up()
+            if not entry.rest:
+                offset = next(entry.offsets, None) if entry.offsets else None
+                if offset is None:
+                    return
+                entry.rest.append(self._submit(entry.window, offset))
+            yield self._take(entry.rest.popleft())
+
+    def _take(self, future: Future[requests.Response]) -> requests.Response:
+        """Wait for one page, asking for more pages whenever a first page comes in."""
+        while not future.done():
+            firsts = [e.first for e in self.plan if e.offsets is None and not e.first.done()]
+            wait([future, *firsts], return_when=FIRST_COMPLETED)
+            self.top_up()
+        self.outstanding -= 1
+        response = future.result()
+        self.top_up()
+        return response
+
+    def _submit(self, window: Window, offset: int) -> Future[requests.Response]:
+        self.outstanding += 1
+        token = PageToken(window, offset)
+        return self.pool.submit(self.stream.fetch_page, self.context, token)
+
+    def top_up(self) -> None:
+        """Spend the budget: follow-up pages of the earliest windows, then new windows."""
+        for entry in self.plan:
+            if entry.offsets is None and entry.first.done() and not entry.first.exception():
+                entry.offsets = page_offsets(entry.first.result())
+            while entry.offsets is not None and self.outstanding < self.budget:
+                offset = next(entry.offsets, None)
+                if offset is None:
+                    break
+                entry.rest.append(self._submit(entry.window, offset))
+            if self.outstanding >= self.budget:
                 return
-            yield queued.popleft().result()
+        while self.outstanding < self.budget and (window := next(self.pending, None)):
+            self.plan.append(_WindowPages(window, self._submit(window, 0), deque()))
+
+
+def page_offsets(first: requests.Response) -> Iterator[int]:
+    """Offsets of the pages after the first, from its `totalRows` and (echoed) `limit`."""
+    head = getattr(first, "voluum_head", None)
+    total = (head.totalRows if head else None) or 0
+    limit = (head.limit if head else None) or 0
+    return iter(range(limit, total, limit) if limit > 0 else ())
