@@ -13,7 +13,7 @@ import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_voluum.errors import TRANSIENT_CODES, VoluumAuthError, voluum_error
+from tap_voluum.errors import TRANSIENT_CODES, TRANSIENT_EXCEPTIONS, VoluumAuthError, voluum_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -128,7 +128,7 @@ class VoluumSession(requests.auth.AuthBase):
     def _post_login(self) -> dict:
         @backoff.on_exception(
             backoff.expo,
-            (RetriableAPIError, requests.ConnectionError, requests.Timeout),
+            TRANSIENT_EXCEPTIONS,
             max_tries=self._max_tries,
             factor=0.5,
             max_value=30,

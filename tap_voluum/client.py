@@ -28,6 +28,7 @@ from tap_voluum.auth import TOKEN_HEADER, VoluumSession
 from tap_voluum.errors import (
     RATE_LIMIT_CODE,
     TRANSIENT_CODES,
+    TRANSIENT_EXCEPTIONS,
     DeniedEndpointError,
     VoluumAPIError,
     voluum_error,
@@ -96,14 +97,6 @@ def _compile_denied() -> tuple[tuple[str, re.Pattern[str]], ...]:
 
 
 _DENIED = _compile_denied()
-RETRIABLE_EXCEPTIONS = (
-    ConnectionResetError,
-    RetriableAPIError,
-    requests.exceptions.Timeout,
-    requests.exceptions.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 
 
 def is_denied(method: str, path: str) -> bool:
@@ -407,7 +400,7 @@ class VoluumStream(RESTStream[Any]):
         """The SDK's retry policy, logged once per retry by `backoff_handler` alone."""
         return backoff.on_exception(
             self.backoff_wait_generator,
-            RETRIABLE_EXCEPTIONS,
+            TRANSIENT_EXCEPTIONS,
             max_tries=self.backoff_max_tries,
             on_backoff=self.backoff_handler,
             jitter=self.backoff_jitter,

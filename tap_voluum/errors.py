@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import msgspec
-from singer_sdk.exceptions import FatalAPIError
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 RATE_LIMIT_CODE = "NUMBER_OF_REQUEST_FOR_IP_EXCEEDED"
 # Codes in an `error` object that describe trouble on Voluum's side, worth a retry.
 TRANSIENT_CODES = frozenset(
     {RATE_LIMIT_CODE, "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT"}
+)
+# Failures worth another try, wherever a request is sent (data calls and logins alike).
+TRANSIENT_EXCEPTIONS = (
+    ConnectionResetError,
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
 )
 
 

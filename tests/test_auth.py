@@ -128,3 +128,11 @@ def test_wrong_credentials_end_in_one_line_without_secret(
     assert "Traceback" not in result.stderr
     assert wrong_key not in result.stderr
     assert not result.records
+
+
+def test_a_login_cut_short_is_retried(fresh_sandbox: SandboxServer) -> None:
+    fresh_sandbox.fail_next("truncated", count=1, login=True, path=LOGIN)
+    fresh_sandbox.fail_next("reset", count=1, login=True, path=LOGIN)
+    result = run_tap(config_for(fresh_sandbox), {"campaigns"})
+    assert len(result.records["campaigns"]) == len(fresh_sandbox.dataset.entities("campaign"))
+    assert fresh_sandbox.fault_counts == {"truncated": 1, "reset": 1}

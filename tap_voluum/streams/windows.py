@@ -244,7 +244,7 @@ class WindowedStream(VoluumStream):
             return
         workers = max(int(self.config["max_concurrency"]), 1)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
-            pages = _PagePlan(self, context, windows, pool, budget=workers + 2)
+            pages = _PagePlan(self, context, windows, pool, workers)
             try:
                 yield from self._read(pages)
             finally:
@@ -275,19 +275,21 @@ class WindowedStream(VoluumStream):
 @dataclass
 class _WindowPages:
     window: Window
-    first: Future[requests.Response]
-    rest: deque[Future[requests.Response]]
-    offsets: Iterator[int] | None = None  # known once the first page is in
+    queue: deque[Future[requests.Response]]  # requested pages, in order, not yet consumed
+    offsets: deque[int] | None = None  # pages not yet requested; known once page 1 is in
 
 
 class _PagePlan:
     """Requests the pages of the windows through a pool, handing them out in order.
 
-    At most `budget` pages are requested and not yet consumed (plus one for the window
-    being read, so it never waits on the budget). The budget goes to the earliest windows
-    first: the follow-up pages of a window are asked for as soon as its first page says
-    how many there are, before the first pages of later windows.
+    The pool is kept busy (`workers + 2` requests queued or running) while the pages that
+    arrived but wait for their turn stay under `MAX_BUFFERED_BYTES`. Room goes to the
+    earliest window first: its follow-up pages are asked for as soon as its first page
+    says how many there are, before the first pages of later windows.
     """
+
+    MAX_BUFFERED_BYTES = 24 * 1024 * 1024
+    MAX_WINDOWS_AHEAD = 64
 
     def __init__(
         self,
@@ -295,14 +297,13 @@ class _PagePlan:
         context: Context | None,
         windows: list[Window],
         pool: ThreadPoolExecutor,
-        budget: int,
+        workers: int,
     ) -> None:
         self.stream = stream
         self.context = context
         self.pending = iter(windows)
         self.pool = pool
-        self.budget = budget
-        self.outstanding = 0
+        self.max_running = workers + 2
         self.plan: deque[_WindowPages] = deque()
 
     def __iter__(self) -> Iterator[tuple[Window, Iterator[requests.Response]]]:
@@ -311,53 +312,62 @@ class _PagePlan:
             entry = self.plan[0]
             yield entry.window, self._pages_of(entry)
             self.plan.popleft()
+            self.top_up()
 
     def _pages_of(self, entry: _WindowPages) -> Iterator[requests.Response]:
-        yield self._take(entry.first)
         while True:
-            self.top_up()
-            if not entry.rest:
-                offset = next(entry.offsets, None) if entry.offsets else None
-                if offset is None:
+            if not entry.queue:
+                if not entry.offsets:
                     return
-                entry.rest.append(self._submit(entry.window, offset))
-            yield self._take(entry.rest.popleft())
+                entry.queue.append(self._submit(entry.window, entry.offsets.popleft()))
+            response = self._take(entry.queue[0])
+            entry.queue.popleft()
+            if entry.offsets is None:
+                entry.offsets = page_offsets(response)
+            self.top_up()
+            yield response
 
     def _take(self, future: Future[requests.Response]) -> requests.Response:
-        """Wait for one page, asking for more pages whenever a first page comes in."""
+        """Wait for one page, asking for more pages whenever another one comes in."""
         while not future.done():
-            firsts = [e.first for e in self.plan if e.offsets is None and not e.first.done()]
-            wait([future, *firsts], return_when=FIRST_COMPLETED)
+            running = [f for e in self.plan for f in e.queue if not f.done()]
+            wait(running, return_when=FIRST_COMPLETED)
             self.top_up()
-        self.outstanding -= 1
-        response = future.result()
-        self.top_up()
-        return response
+        return future.result()
 
     def _submit(self, window: Window, offset: int) -> Future[requests.Response]:
-        self.outstanding += 1
         token = PageToken(window, offset)
         return self.pool.submit(self.stream.fetch_page, self.context, token)
 
-    def top_up(self) -> None:
-        """Spend the budget: follow-up pages of the earliest windows, then new windows."""
+    def _has_room(self) -> bool:
+        running = buffered = 0
         for entry in self.plan:
-            if entry.offsets is None and entry.first.done() and not entry.first.exception():
-                entry.offsets = page_offsets(entry.first.result())
-            while entry.offsets is not None and self.outstanding < self.budget:
-                offset = next(entry.offsets, None)
-                if offset is None:
-                    break
-                entry.rest.append(self._submit(entry.window, offset))
-            if self.outstanding >= self.budget:
+            for future in entry.queue:
+                if not future.done():
+                    running += 1
+                elif future.exception() is None:
+                    buffered += len(future.result().content)
+        return running < self.max_running and buffered < self.MAX_BUFFERED_BYTES
+
+    def top_up(self) -> None:
+        """Use the room: follow-up pages of the earliest windows, then new windows."""
+        for entry in self.plan:
+            first = entry.queue[0] if entry.queue else None
+            if entry.offsets is None and first and first.done() and first.exception() is None:
+                entry.offsets = page_offsets(first.result())
+        while self._has_room():
+            unasked = next((e for e in self.plan if e.offsets), None)
+            if unasked is not None and unasked.offsets:
+                unasked.queue.append(self._submit(unasked.window, unasked.offsets.popleft()))
+            elif len(self.plan) < self.MAX_WINDOWS_AHEAD and (window := next(self.pending, None)):
+                self.plan.append(_WindowPages(window, deque([self._submit(window, 0)])))
+            else:
                 return
-        while self.outstanding < self.budget and (window := next(self.pending, None)):
-            self.plan.append(_WindowPages(window, self._submit(window, 0), deque()))
 
 
-def page_offsets(first: requests.Response) -> Iterator[int]:
+def page_offsets(first: requests.Response) -> deque[int]:
     """Offsets of the pages after the first, from its `totalRows` and (echoed) `limit`."""
     head = getattr(first, "voluum_head", None)
     total = (head.totalRows if head else None) or 0
     limit = (head.limit if head else None) or 0
-    return iter(range(limit, total, limit) if limit > 0 else ())
+    return deque(range(limit, total, limit) if limit > 0 else ())
