@@ -106,6 +106,7 @@ class ConversionsStream(WindowedStream):
     }
 
     non_null_keys = ("clickId", "conversionType")
+    completer_fields = ("postbackTimestamp", "visitTimestamp")
 
     def window_params(self, window: Window) -> dict[str, Any]:
         """Window on postback time, oldest first."""

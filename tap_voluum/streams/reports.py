@@ -296,6 +296,7 @@ class ReportStream(WindowedStream):
         return 1 if one_day else super().window_days
 
     LOCAL_FIELDS = frozenset({BUCKET_KEY, "timeZone", "currency"})
+    completer_fields = ("day", "hour")
 
     @property
     def non_null_keys(self) -> tuple[str, ...]:  # type: ignore[override]
