@@ -236,7 +236,14 @@ class TapVoluum(Tap):
                 validate_config=True,
             )
             tap.log_in()
-            tap.sync_all()
+            try:
+                tap.sync_all()
+            except SystemExit as exc:
+                # The SDK's SIGTERM/SIGINT handler writes the state, then exits 0: a run
+                # cut short must not look like a finished one to Meltano.
+                if exc.code in (0, None):
+                    fail("stopped by a signal; the state written so far is valid: run again")
+                raise
         except ConfigValidationError as exc:
             fail(f"invalid settings: {'; '.join(exc.errors) or exc}")
         except (VoluumError, FatalAPIError, RetriableAPIError) as exc:

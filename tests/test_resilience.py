@@ -236,3 +236,40 @@ def test_secrets_never_reach_any_output(fresh_sandbox: SandboxServer, tmp_path: 
     assert fresh_sandbox.access_key not in everything
     for token in tokens:
         assert token not in everything
+
+
+def test_sigterm_exits_non_zero_with_a_valid_state(
+    clean: SyncResult, fresh_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    fresh_sandbox.configure(latency=0.05)
+    config = config_for(fresh_sandbox, page_size=15)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog_for(config, STREAMS)))
+    command = [
+        sys.executable,
+        "-m",
+        "tap_voluum",
+        "--config",
+        str(tmp_path / "config.json"),
+        "--catalog",
+        str(tmp_path / "catalog.json"),
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if len(lines) == 60:
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=60)
+    lines.append(out)
+    assert proc.returncode == 1
+    assert "stopped by a signal" in err.strip().splitlines()[-1]
+    written = SyncResult(parse_messages("".join(lines)))
+    resumed = run_tap(config_for(fresh_sandbox, page_size=15), STREAMS, state=written.final_state)
+    union = {
+        s: {**written.keyed(s), **resumed.keyed(s)} if s in written.schemas else resumed.keyed(s)
+        for s in STREAMS
+    }
+    assert union == keyed_all(clean)
