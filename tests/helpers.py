@@ -83,6 +83,24 @@ def run_tap(
     return SyncResult(parse_messages(out.read()), err.getvalue())
 
 
+def tap_command(
+    config: dict, tmp: Path, streams: set[str] | None = None, state: dict | None = None
+) -> list[str]:
+    """The `tap-voluum` command line for a config (and catalog, state) written under `tmp`."""
+    config_path = tmp / "config.json"
+    config_path.write_text(json.dumps(config))
+    command = [sys.executable, "-m", "tap_voluum", "--config", str(config_path)]
+    if streams is not None:
+        catalog_path = tmp / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog_for(config, streams)))
+        command += ["--catalog", str(catalog_path)]
+    if state is not None:
+        state_path = tmp / "state.json"
+        state_path.write_text(json.dumps(state))
+        command += ["--state", str(state_path)]
+    return command
+
+
 def run_cli(
     config: dict,
     tmp: Path,
@@ -93,17 +111,7 @@ def run_cli(
     args: tuple[str, ...] = (),
 ) -> SyncResult:
     """Run `tap-voluum` as a subprocess, as Meltano does."""
-    config_path = tmp / "config.json"
-    config_path.write_text(json.dumps(config))
-    command = [sys.executable, "-m", "tap_voluum", "--config", str(config_path), *args]
-    if streams is not None:
-        catalog_path = tmp / "catalog.json"
-        catalog_path.write_text(json.dumps(catalog_for(config, streams)))
-        command += ["--catalog", str(catalog_path)]
-    if state is not None:
-        state_path = tmp / "state.json"
-        state_path.write_text(json.dumps(state))
-        command += ["--state", str(state_path)]
+    command = [*tap_command(config, tmp, streams, state), *args]
     proc = subprocess.run(
         command,
         capture_output=True,

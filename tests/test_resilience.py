@@ -6,13 +6,12 @@ import json
 import random
 import signal
 import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import config_for
-from tests.helpers import SyncResult, catalog_for, parse_messages, run_cli, run_tap
+from tests.helpers import SyncResult, parse_messages, run_cli, run_tap, tap_command
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -145,25 +144,12 @@ def test_killed_again_and_again_then_resumed_loses_nothing(
     clean: SyncResult, fresh_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     config = config_for(fresh_sandbox, page_size=15)
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog_for(config, STREAMS)))
     rng = random.Random(5)
     written: list[dict] = []
     state: dict | None = None
     kills = 0
     for attempt in range(40):
-        command = [
-            sys.executable,
-            "-m",
-            "tap_voluum",
-            "--config",
-            str(tmp_path / "config.json"),
-            "--catalog",
-            str(tmp_path / "catalog.json"),
-        ]
-        if state:
-            (tmp_path / "state.json").write_text(json.dumps(state))
-            command += ["--state", str(tmp_path / "state.json")]
+        command = tap_command(config, tmp_path, STREAMS, state)
         proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
@@ -242,18 +228,7 @@ def test_sigterm_exits_non_zero_with_a_valid_state(
     clean: SyncResult, fresh_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     fresh_sandbox.configure(latency=0.05)
-    config = config_for(fresh_sandbox, page_size=15)
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog_for(config, STREAMS)))
-    command = [
-        sys.executable,
-        "-m",
-        "tap_voluum",
-        "--config",
-        str(tmp_path / "config.json"),
-        "--catalog",
-        str(tmp_path / "catalog.json"),
-    ]
+    command = tap_command(config_for(fresh_sandbox, page_size=15), tmp_path, STREAMS)
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     lines = []
