@@ -314,7 +314,7 @@ class _PagePlan:
     says how many there are, before the first pages of later windows.
     """
 
-    MAX_BUFFERED_BYTES = 24 * 1024 * 1024
+    MAX_BUFFERED_BYTES = 16 * 1024 * 1024
     MAX_WINDOWS_AHEAD = 64
 
     def __init__(
@@ -386,6 +386,7 @@ class _PagePlan:
             first = entry.queue[0] if entry.queue else None
             if entry.offsets is None and first and first.done() and first.exception() is None:
                 entry.offsets = page_offsets(first.result())
+                self.page_bytes = max(self.page_bytes, len(first.result().content))
         while self._has_room():
             unasked = next((e for e in self.plan if e.offsets), None)
             if unasked is not None and unasked.offsets:
