@@ -35,11 +35,6 @@ def parse_expiration(value: object, now: float) -> float:
     return now + DEFAULT_LIFETIME_S
 
 
-def token_fingerprint(token: str) -> str:
-    """Return a short, non-reversible name for a token, safe to log."""
-    return hashlib.sha256(token.encode()).hexdigest()[:8]
-
-
 class VoluumSession(requests.auth.AuthBase):
     """Shares one Voluum session token among every stream and thread of the process.
 
@@ -87,12 +82,6 @@ class VoluumSession(requests.auth.AuthBase):
                 session = cls(api_url, access_id, access_key, http, **kwargs)  # type: ignore[arg-type]
                 cls._sessions[key] = session
             return session
-
-    @classmethod
-    def forget_all(cls) -> None:
-        """Drop every shared session (tests that switch servers or credentials)."""
-        with cls._sessions_lock:
-            cls._sessions.clear()
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Attach a live token to the request."""

@@ -205,12 +205,6 @@ def shared_http(api_url: str, max_rps: float, pool_size: int) -> VoluumHTTP:
         return http
 
 
-def forget_shared_http() -> None:
-    """Drop every shared HTTP session (tests)."""
-    with _http_lock:
-        _http_sessions.clear()
-
-
 def retry_after_seconds(response: requests.Response | None) -> float | None:
     """Read a `Retry-After` header given in seconds or as an HTTP date."""
     if response is None:
