@@ -157,11 +157,12 @@ class VoluumSession(requests.auth.AuthBase):
             raise RetriableAPIError("login answer was not JSON", response) from exc
         if not isinstance(payload, dict):
             raise RetriableAPIError("login answer was not a JSON object", response)
-        error = voluum_error(response.content)
-        if error and error[0] in TRANSIENT_CODES:
-            raise RetriableAPIError(f"login answered {error[0]}", response)
-        if error:
-            raise VoluumAuthError(f"Voluum refused the login ({error[0]})")
+        error = payload.get("error")
+        if isinstance(error, dict):
+            code = str(error.get("code") or "ERROR")
+            if code in TRANSIENT_CODES:
+                raise RetriableAPIError(f"login answered {code}", response)
+            raise VoluumAuthError(f"Voluum refused the login ({code})")
         return payload
 
 

@@ -377,12 +377,11 @@ class VoluumStream(RESTStream[Any]):
         if self.absent_means and response.status_code in self.ABSENT_STATUSES:
             if not self.endpoint_absent:
                 self.endpoint_absent = True
-                path = urlparse(response.request.url or "").path
                 self.logger.info(
                     "%s: Voluum answered %s for %s; %s, so the stream is empty",
                     self.name,
                     response.status_code,
-                    path,
+                    self._where(response),
                     self.absent_means,
                 )
             return

@@ -114,12 +114,12 @@ class ConversionsStream(WindowedStream):
         params["sort"] = "postbackTimestamp"
         return params
 
-    def completer(self, window: Window) -> Callable[[dict, dict], None]:
+    def completer(self, window: Window) -> Callable[[dict], None]:
         """Timestamps as ISO-8601 with the zone's offset."""
         tz = self.tz
 
-        def complete(record: dict, row: dict) -> None:
-            record["postbackTimestamp"] = voluum_timestamp(row.get("postbackTimestamp"), tz)
-            record["visitTimestamp"] = voluum_timestamp(row.get("visitTimestamp"), tz)
+        def complete(record: dict) -> None:
+            record["postbackTimestamp"] = voluum_timestamp(record.get("postbackTimestamp"), tz)
+            record["visitTimestamp"] = voluum_timestamp(record.get("visitTimestamp"), tz)
 
         return complete

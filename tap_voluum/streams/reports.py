@@ -316,15 +316,9 @@ class ReportStream(WindowedStream):
             params["conversionTimeMode"] = self.config["conversion_time_mode"]
         return params
 
-    def completer(self, window: Window) -> Callable[[dict, dict], None]:
+    def completer(self, window: Window) -> Callable[[dict], None]:
         """Stamp each record with the start of its time bucket and its local day."""
-        buckets = _BucketClock(self, window)
-
-        def complete(record: dict, row: dict) -> None:
-            record[BUCKET_KEY] = buckets.start_of(row)
-            record["day"] = buckets.day_of(row)
-
-        return complete
+        return _BucketClock(self, window).stamp
 
 
 class _BucketClock:
@@ -336,23 +330,22 @@ class _BucketClock:
         self.window_day = window.start.date()
         self._cache: dict[tuple[date, int], str] = {}
 
-    def day_of(self, row: Mapping[str, Any]) -> str:
-        return self._day(row).isoformat()
-
-    def _day(self, row: Mapping[str, Any]) -> date:
-        value = row.get("day")
-        if isinstance(value, str) and len(value) >= 10:
-            return date.fromisoformat(value[:10])
-        return self.window_day
-
-    def start_of(self, row: Mapping[str, Any]) -> str:
-        key = (self._day(row), _hour(row.get("hour")) if self.hourly else 0)
+    def stamp(self, record: dict) -> None:
+        """Set `bucketStart` and `day` from the record's Voluum `day`/`hour`."""
+        value = record.get("day")
+        day = (
+            date.fromisoformat(value[:10])
+            if isinstance(value, str) and len(value) >= 10
+            else self.window_day
+        )
+        key = (day, _hour(record.get("hour")) if self.hourly else 0)
         start = self._cache.get(key)
         if start is None:
-            local = datetime.combine(key[0], datetime.min.time()) + timedelta(hours=key[1])
+            local = datetime.combine(day, datetime.min.time()) + timedelta(hours=key[1])
             start = aware(local, self.tz).isoformat()
             self._cache[key] = start
-        return start
+        record[BUCKET_KEY] = start
+        record["day"] = day.isoformat()
 
 
 def _hour(value: Any) -> int:

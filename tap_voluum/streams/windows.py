@@ -220,8 +220,8 @@ class WindowedStream(VoluumStream):
         """`columns`: the fields wanted from Voluum."""
         return list(self.api_fields)
 
-    def completer(self, window: Window) -> Callable[[dict, dict], None]:
-        """Return what fills a record's own fields from its Voluum row (bucket, timestamps)."""
+    def completer(self, window: Window) -> Callable[[dict], None]:
+        """Return what fills a record's own fields from its Voluum values (bucket, times)."""
         raise NotImplementedError
 
     completer_fields: ClassVar[tuple[str, ...]] = ()
@@ -252,7 +252,7 @@ class WindowedStream(VoluumStream):
             for key in keys:
                 if record.get(key) is None:
                     record[key] = ""
-            complete(record, record)
+            complete(record)
             for field in unselected:
                 record.pop(field, None)
             record.update(stamp)
