@@ -31,15 +31,22 @@ from tap_voluum.errors import (
     TRANSIENT_EXCEPTIONS,
     DeniedEndpointError,
     VoluumAPIError,
+    VoluumAuthError,
+    VoluumConfigError,
+    VoluumError,
     voluum_error,
 )
+from tap_voluum.readings import SyncRun
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
 
     from backoff.types import Details
+    from singer_sdk.helpers.types import Context
     from singer_sdk.pagination import BaseAPIPaginator
 
+# Errors that end the whole run: every stream would meet them too.
+RUN_ENDING_ERRORS = (VoluumAuthError, VoluumConfigError, DeniedEndpointError)
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 
@@ -223,15 +230,16 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
 
 
 class PageHead(msgspec.Struct):
-    """What a worker thread reads of a report page: the paging figures and any error.
+    """What a worker thread reads of a report page: paging figures, totals and any error.
 
-    Decoding into it checks that the whole body is valid JSON without building the rows,
-    which the consumer decodes once, when their turn comes.
+    Decoding into it checks that the whole body is valid JSON and counts the rows without
+    building them (`msgspec.Raw` slices); the consumer decodes them once, in their turn.
     """
 
     totalRows: int | None = None
-    limit: int | None = None
+    totals: dict | None = None
     error: dict | None = None
+    rows: list[msgspec.Raw] = msgspec.field(default_factory=list)
 
 
 _HEAD_DECODER = msgspec.json.Decoder(PageHead)
@@ -328,32 +336,57 @@ class VoluumStream(RESTStream[Any]):
             raise RetriableAPIError(self.response_error_message(response), response)
         if status >= 500:
             raise RetriableAPIError(self.response_error_message(response), response)
-        raise VoluumAPIError(self.response_error_message(response))
+        raise self.api_error(response)
 
     def _accept_body(self, response: requests.Response) -> None:
+        if self.decode_rows_later:
+            return  # `read_page` decodes and checks the body, inside the same retries
         try:
-            if self.decode_rows_later:
-                head = _HEAD_DECODER.decode(response.content)
-                response.voluum_head = head  # type: ignore[attr-defined]
-                payload: Any = {"error": head.error}
-            else:
-                payload = msgspec.json.decode(response.content)
+            payload = msgspec.json.decode(response.content)
+        except msgspec.DecodeError as exc:
+            raise self._not_json(response) from exc
+        self._check_error_object(
+            payload.get("error") if isinstance(payload, dict) else None, response
+        )
+        response.voluum_payload = payload  # type: ignore[attr-defined]
+
+    def _not_json(self, response: requests.Response) -> RetriableAPIError:
+        msg = (
+            f"{self._where(response)}: HTTP {response.status_code} with a body that is not "
+            "the JSON expected"
+        )
+        return RetriableAPIError(msg, response)
+
+    def _check_error_object(self, error: Any, response: requests.Response) -> None:
+        """Voluum's `error` object inside a 2xx: retry server-side codes, fail on the rest."""
+        if not isinstance(error, dict):
+            return
+        code = error.get("code")
+        if code == RATE_LIMIT_CODE:
+            self.limiter.penalize()
+        if code in TRANSIENT_CODES:
+            raise RetriableAPIError(self.response_error_message(response), response)
+        raise self.api_error(response)
+
+    def read_page(self, response: requests.Response) -> PageHead:
+        """Paging figures, totals and row count of a report page, the body checked once."""
+        try:
+            head = _HEAD_DECODER.decode(response.content)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            msg = (
-                f"{self._where(response)}: HTTP {response.status_code} with a body that is not "
-                "the JSON expected"
-            )
-            raise RetriableAPIError(msg, response) from exc
-        error = payload.get("error") if isinstance(payload, dict) else None
-        if isinstance(error, dict):
-            code = error.get("code")
-            if code == RATE_LIMIT_CODE:
-                self.limiter.penalize()
-            if code in TRANSIENT_CODES:
-                raise RetriableAPIError(self.response_error_message(response), response)
-            raise VoluumAPIError(self.response_error_message(response))
-        if not self.decode_rows_later:
-            response.voluum_payload = payload  # type: ignore[attr-defined]
+            raise self._not_json(response) from exc
+        self._check_error_object(head.error, response)
+        return head
+
+    def api_error(self, response: requests.Response) -> VoluumAPIError:
+        """A fatal error carrying the status and Voluum's code, for readings to adapt on."""
+        error = voluum_error(response.content)
+        code, detail = error if error else ("", "")
+        return VoluumAPIError(
+            self.response_error_message(response),
+            status=response.status_code,
+            code=code,
+            detail=detail,
+        )
 
     def response_error_message(self, response: requests.Response) -> str:
         """One line: endpoint (no query string), status, Voluum's code and message."""
@@ -371,6 +404,49 @@ class VoluumStream(RESTStream[Any]):
         request = response.request
         path = urlparse(request.url or "").path if request else "?"
         return f"{request.method if request else 'GET'} {path}"
+
+    # --- one stream's failure is that stream's alone -----------------------------------
+
+    failure: str | None = None
+    """Why this stream stopped, once it did; the run then exits 1 at the end."""
+
+    @property
+    def run(self) -> SyncRun:
+        """Readings and failures shared by the streams of this tap (set by the tap)."""
+        run = self.__dict__.get("_run")
+        if run is None:
+            run = self.__dict__["_run"] = SyncRun()
+        return run
+
+    @run.setter
+    def run(self, value: SyncRun) -> None:
+        self.__dict__["_run"] = value
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """`read_records`, but a failure stops this stream alone, with one ERROR line.
+
+        A rejected access key, a bad setting or a denied endpoint still end the whole run.
+        """
+        if self.failure is not None:
+            return
+        try:
+            yield from self.read_records(context)
+        except RUN_ENDING_ERRORS:
+            raise
+        except Exception as exc:
+            self.fail(exc)
+
+    def read_records(self, context: Context | None) -> Iterable[dict]:
+        """The stream's records (the SDK's paged request loop unless overridden)."""
+        yield from super().get_records(context)
+
+    def fail(self, exc: Exception) -> None:
+        """Stop this stream: one ERROR line, remembered for the end-of-run summary."""
+        why = str(exc) if isinstance(exc, (VoluumError, RetriableAPIError)) else repr(exc)
+        self.failure = why
+        self.run.failures[self.name] = why
+        self.logger.error("%s: stream failed, the other streams go on: %s", self.name, why)
+        self.logger.debug("%s: failure details", self.name, exc_info=exc)
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """Yield the items of Voluum's list wrapper (or of a bare list)."""
@@ -438,15 +514,25 @@ def _waits() -> Generator[float, Any, None]:
 
 
 def extract_list(payload: Any, key: str | None) -> list[dict]:
-    """Take the list out of `{"<key>": [...]}`, out of any single-list wrapper, or as is."""
+    """Take the list out of `{"<key>": [...]}`, out of any single-list wrapper, or as is.
+
+    Voluum's wrapper key is uncertain for some lists (`/traffic-source`, `/flow`): any key
+    holding the only list of objects is taken. Several such lists are an error, never a
+    silently empty stream.
+    """
     if isinstance(payload, list):
         return payload
     if not isinstance(payload, dict):
         return []
     if key and isinstance(payload.get(key), list):
         return payload[key]
-    lists = [v for v in payload.values() if isinstance(v, list)]
-    return lists[0] if len(lists) == 1 else []
+    lists = {k: v for k, v in payload.items() if isinstance(v, list)}
+    if len(lists) > 1:
+        lists = {k: v for k, v in lists.items() if v and all(isinstance(i, dict) for i in v)}
+    if len(lists) > 1:
+        msg = f"the answer holds several lists ({', '.join(sorted(lists))}), none named {key!r}"
+        raise VoluumAPIError(msg)
+    return next(iter(lists.values()), [])
 
 
 __all__ = [

@@ -11,6 +11,8 @@ RATE_LIMIT_CODE = "NUMBER_OF_REQUEST_FOR_IP_EXCEEDED"
 TRANSIENT_CODES = frozenset(
     {RATE_LIMIT_CODE, "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT"}
 )
+# Codes of a 400 saying a parameter value was not understood (a reading to change).
+REFUSED_PARAMETER_CODES = frozenset({"INVALID_QUERY", "BAD_REQUEST", "PARAMETER_MISSING"})
 # Failures worth another try, wherever a request is sent (data calls and logins alike).
 TRANSIENT_EXCEPTIONS = (
     ConnectionResetError,
@@ -35,7 +37,26 @@ class VoluumAuthError(VoluumError):
 
 
 class VoluumAPIError(VoluumError):
-    """Voluum answered with an error that retrying will not fix."""
+    """Voluum answered with an error that retrying will not fix.
+
+    `status` and `code` (Voluum's `error.code`) let the caller decide whether a different
+    reading of a parameter may succeed (a 400 `INVALID_QUERY`/`BAD_REQUEST`).
+    """
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+    @property
+    def is_refused_parameter(self) -> bool:
+        """Whether Voluum refused a parameter value (400 with a query/format code)."""
+        return self.status == 400 and self.code in REFUSED_PARAMETER_CODES
+
+
+class StreamFailure(VoluumError):
+    """One stream cannot go on; the others still sync and the run exits 1 at the end."""
 
 
 class DeniedEndpointError(VoluumError):

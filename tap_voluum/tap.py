@@ -17,7 +17,13 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 
 from tap_voluum.client import VoluumStream, decoded, extract_list
-from tap_voluum.errors import DeniedEndpointError, VoluumAuthError, VoluumConfigError, VoluumError
+from tap_voluum.errors import (
+    DeniedEndpointError,
+    VoluumAuthError,
+    VoluumConfigError,
+    VoluumError,
+)
+from tap_voluum.readings import SyncRun
 from tap_voluum.streams.conversions import ConversionsStream
 from tap_voluum.streams.entities import ENTITY_STREAMS
 from tap_voluum.streams.event_log import EventLogStream
@@ -165,6 +171,7 @@ class TapVoluum(Tap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._strict = kwargs.get("validate_config", True)
+        self.run = SyncRun()
         super().__init__(*args, **kwargs)
         if self._strict:
             check_settings(self.config)
@@ -182,7 +189,11 @@ class TapVoluum(Tap):
         taken = {stream.name for stream in streams} | {d.name for d in BUILT_IN_REPORTS}
         custom = custom_report_definitions(self.config.get("custom_reports") or [], taken)
         columns = self.column_info(streams[0]) if self._strict else {}
+        self.run.readings.column_keys = frozenset(columns) if columns else None
         streams += [ReportStream(self, d, columns) for d in (*BUILT_IN_REPORTS, *custom)]
+        for stream in streams:
+            assert isinstance(stream, VoluumStream)
+            stream.run = self.run
         return streams
 
     def column_info(self, stream: Stream) -> dict[str, str]:
@@ -238,6 +249,8 @@ class TapVoluum(Tap):
             tap.log_in()
             try:
                 tap.sync_all()
+                if tap.run.failures:
+                    fail(tap.run.summary())
             except SystemExit as exc:
                 # The SDK's SIGTERM/SIGINT handler writes the state, then exits 0: a run
                 # cut short must not look like a finished one to Meltano.

@@ -27,6 +27,7 @@ class SyncResult:
     records: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     schemas: dict[str, dict] = field(default_factory=dict)
     states: list[dict] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for message in self.messages:
@@ -80,7 +81,9 @@ def run_tap(
         tap.sync_all()
     out.flush()
     out.seek(0)
-    return SyncResult(parse_messages(out.read()), err.getvalue())
+    result = SyncResult(parse_messages(out.read()), err.getvalue())
+    result.failures = dict(tap.run.failures)
+    return result
 
 
 def tap_command(

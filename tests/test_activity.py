@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from tap_voluum.streams.live import LIVE_LIMIT
 from tests.conftest import config_for
 from tests.helpers import run_tap
 
 if TYPE_CHECKING:
-    from tap_voluum.sandbox import SandboxServer
+    from tap_voluum.sandbox import Dataset, SandboxServer
 
 LIVE = {"live_clicks", "live_visits"}
+TZ = "America/New_York"
+
+
+def served_live(dataset: Dataset, stream: str) -> dict[str, dict]:
+    """What the sandbox's live endpoint holds for each active campaign, by click id.
+
+    The newest `LIVE_LIMIT` visits (or clicks) before the end of the data, each with its
+    visit time (epoch seconds, `ts`), attribution and visit details, from the dataset.
+    """
+    cutoff = min(int(time.time()) + 1, dataset.end_ts)  # as the endpoint: nothing after now
+    out: dict[str, dict] = {}
+    for index, campaign in enumerate(dataset.campaigns):
+        if campaign.get("deleted"):
+            continue
+        visits = dataset.latest_visits(
+            index, LIVE_LIMIT, cutoff, clicks_only=stream == "live_clicks"
+        )
+        for event, j in visits:
+            details = dataset.visit_details(event, j)
+            out[details["clickId"]] = {
+                "ts": dataset.ev_ts[event],
+                **dataset.attribution(event),
+                **details,
+            }
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +67,24 @@ def test_live_streams_read_active_campaigns_only(first, sandbox: SandboxServer) 
 
 
 def test_live_rows_match_the_endpoint(first, sandbox: SandboxServer) -> None:
+    zone = ZoneInfo(TZ)
     for stream in LIVE:
         records = first.records[stream]
         assert records
         assert len(first.keyed(stream)) == len(records), "clickId is unique"
+        expected = served_live(sandbox.dataset, stream)
+        assert sorted(r["clickId"] for r in records) == sorted(expected)
         for record in records:
+            served = expected[record["clickId"]]
             stamp = datetime.fromisoformat(record["timestamp"])
-            assert stamp.utcoffset() is not None
+            assert int(stamp.timestamp()) == served["ts"], record["clickId"]
+            assert stamp.utcoffset() == datetime.fromtimestamp(served["ts"], zone).utcoffset()
+            different = {
+                field: (record.get(field), value)
+                for field, value in served.items()
+                if field != "ts" and record.get(field) != value
+            }
+            assert not different, (stream, record["clickId"], different)
     clicks = {r["clickId"] for r in first.records["live_clicks"]}
     visits = {r["clickId"] for r in first.records["live_visits"]}
     assert clicks, "clicks are visits that clicked through"

@@ -11,6 +11,7 @@ import pytest
 from tap_voluum.streams.conversions import voluum_timestamp
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_tap, total
+from tests.truth import assert_conversions_match, cents
 
 if TYPE_CHECKING:
     from tap_voluum.sandbox import Dataset, SandboxServer
@@ -32,6 +33,7 @@ def test_every_conversion_once(synced: SyncResult, dataset: Dataset) -> None:
     assert len(synced.keyed("conversions")) == len(records), "the primary key is unique"
     assert total(records, "revenue") * 100 == sum(c["revenue_cents"] for c in truth)
     assert sorted(r["clickId"] for r in records) == sorted(c["clickId"] for c in truth)
+    assert_conversions_match(records, dataset)  # type, revenue and campaign of each one
 
 
 def test_timestamps_are_iso_with_the_local_offset(synced: SyncResult, dataset: Dataset) -> None:
@@ -63,10 +65,20 @@ def test_replication_key_is_postback_time(synced: SyncResult) -> None:
 
 
 def test_a_second_sync_adds_nothing_new_and_keeps_keys(
-    synced: SyncResult, sandbox: SandboxServer
+    synced: SyncResult, sandbox: SandboxServer, dataset: Dataset
 ) -> None:
     again = run_tap(config_for(sandbox, page_size=50), {"conversions"}, state=synced.final_state)
     assert again.records["conversions"], "the lookback re-reads recent conversions"
+    truth = {
+        (c["clickId"], c["conversionType"]): c for c in dataset.conversions_between(START, END, TZ)
+    }
+    for record in again.records["conversions"]:
+        expected = truth[(record["clickId"], record["conversionType"])]
+        assert cents(record["revenue"]) == expected["revenue_cents"]
+        postback = datetime.fromisoformat(record["postbackTimestamp"])
+        assert int(postback.timestamp()) == expected["postback_ts"]
+    union = {**synced.keyed("conversions"), **again.keyed("conversions")}
+    assert_conversions_match(union.values(), dataset)
     first = synced.keyed("conversions")
     for key, record in again.keyed("conversions").items():
         assert first[key] == record

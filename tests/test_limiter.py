@@ -1,14 +1,28 @@
-"""The client-side rate limiter and the access-key deny list, on a fake clock."""
+"""The client-side rate limiter, Retry-After and backoff waits, and the deny list: no sleeping."""
 
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timezone
+from types import SimpleNamespace
 
+import backoff._sync
 import pytest
 import requests
+from singer_sdk.exceptions import RetriableAPIError
 
-from tap_voluum.client import DENIED_ENDPOINTS, RateLimiter, VoluumHTTP, is_denied
+from tap_voluum import client
+from tap_voluum.client import (
+    DENIED_ENDPOINTS,
+    RateLimiter,
+    VoluumHTTP,
+    VoluumStream,
+    _waits,
+    is_denied,
+    retry_after_seconds,
+)
 from tap_voluum.errors import DeniedEndpointError
+from tap_voluum.tap import TapVoluum
 
 
 class FakeClock:
@@ -97,3 +111,93 @@ def test_the_http_session_refuses_a_denied_endpoint_before_sending() -> None:
     request = requests.Request("GET", "https://api.voluum.invalid/billing/info").prepare()
     with pytest.raises(DeniedEndpointError, match="refuses access-key sessions"):
         http.send(request)
+
+
+# --- Retry-After and the backoff waits, computed without sleeping ------------------------
+
+
+def answer(status: int, retry_after: str | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    return response
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("7", 7.0), ("0.5", 0.5), ("0", 0.0), ("-3", 0.0), ("soon", None), (None, None)],
+)
+def test_retry_after_in_seconds(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(answer(429, header)) == seconds
+
+
+def test_retry_after_as_an_http_date_counts_from_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = datetime(2026, 3, 8, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+    monkeypatch.setattr(client, "time", SimpleNamespace(time=lambda: now))
+    assert retry_after_seconds(answer(429, "Sun, 08 Mar 2026 12:00:42 GMT")) == 42.0
+    assert retry_after_seconds(answer(429, "Sun, 08 Mar 2026 11:59:00 GMT")) == 0.0
+    assert retry_after_seconds(None) is None
+
+
+def test_waits_double_from_half_a_second_up_to_the_cap() -> None:
+    waits = _waits()
+    assert next(waits) == 0.0  # backoff primes the generator
+    failure = RetriableAPIError("GET /report: HTTP 503", answer(503))
+    got = [waits.send(failure) for _ in range(9)]
+    assert got == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+
+
+def test_retry_after_replaces_the_computed_wait() -> None:
+    waits = _waits()
+    next(waits)
+    assert waits.send(RetriableAPIError("429", answer(429, "7"))) == 7.0
+    assert waits.send(RetriableAPIError("503", answer(503))) == 1.0  # the second retry
+    assert waits.send(requests.ConnectionError("reset")) == 2.0  # no response at all
+    assert waits.send(RetriableAPIError("429", answer(429, "0"))) == 0.0
+
+
+def offline_stream(**config: object) -> VoluumStream:
+    settings = {
+        "access_id": "id",
+        "access_key": "key",
+        "start_date": "2026-03-01T00:00:00Z",
+        "api_url": "http://127.0.0.1:9",
+        **config,
+    }
+    tap = TapVoluum(config=settings, validate_config=False, setup_mapper=False)
+    return tap.streams["offers"]
+
+
+def test_the_retry_loop_waits_what_retry_after_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(backoff._sync, "time", SimpleNamespace(sleep=slept.append))
+    monkeypatch.setattr(client, "random", SimpleNamespace(random=lambda: 1.0))  # most jitter
+    stream = offline_stream()
+    answers = iter([answer(429, "7"), answer(503), answer(200)])
+
+    def send() -> requests.Response:
+        response = next(answers)
+        if response.status_code >= 400:
+            raise RetriableAPIError(f"HTTP {response.status_code}", response)
+        return response
+
+    assert stream.request_decorator(send)().status_code == 200
+    assert slept == [7.0 * 1.25, 1.0 * 1.25]  # jitter adds at most a quarter
+
+
+def test_the_retry_loop_gives_up_after_max_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(backoff._sync, "time", SimpleNamespace(sleep=slept.append))
+    monkeypatch.setattr(client, "random", SimpleNamespace(random=lambda: 0.0))
+    stream = offline_stream(max_retries=2)
+    calls = itertools.count(1)
+
+    def send() -> requests.Response:
+        next(calls)
+        raise RetriableAPIError("HTTP 503", answer(503))
+
+    with pytest.raises(RetriableAPIError):
+        stream.request_decorator(send)()
+    assert next(calls) == 4, "one try and two retries"
+    assert slept == [0.5, 1.0]

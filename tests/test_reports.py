@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,6 +11,7 @@ from tap_voluum.errors import VoluumConfigError
 from tap_voluum.tap import TapVoluum
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_tap, total
+from tests.truth import assert_daily_report_matches, assert_rows_match
 
 if TYPE_CHECKING:
     from tap_voluum.sandbox import Dataset, SandboxServer
@@ -38,25 +38,6 @@ KEY = {
     "os": "os",
     "custom-variable-1": "customVariable1",
 }
-
-
-def cents(value: object) -> int:
-    amount = Decimal(str(value or 0)) * 100
-    assert amount == amount.to_integral_value(), f"{value} is not a whole number of cents"
-    return int(amount)
-
-
-def assert_rows_match(records: list[dict], truth: dict[tuple, dict], key_of) -> None:
-    got = {key_of(r): r for r in records}
-    assert len(got) == len(records), "two records share a key"
-    assert got.keys() == truth.keys()
-    for key, expected in truth.items():
-        record = got[key]
-        for metric in ("visits", "clicks", "conversions", "uniqueVisits", "customConversions1"):
-            assert record[metric] == expected[metric], (key, metric)
-        assert cents(record["revenue"]) == expected["revenue_cents"], key
-        assert cents(record["cost"]) == expected["cost_cents"], key
-        assert cents(record["customRevenue2"]) == expected["customRevenue2_cents"], key
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +127,7 @@ def test_metrics_are_typed(full_sync: SyncResult) -> None:
 
 
 def test_deselected_columns_are_neither_requested_nor_written(
-    sandbox: SandboxServer, full_sync: SyncResult
+    sandbox: SandboxServer, full_sync: SyncResult, dataset: Dataset
 ) -> None:
     sandbox.clear_requests()
     result = run_tap(config_for(sandbox), {"offer_report"}, deselect=("profit",))
@@ -155,6 +136,7 @@ def test_deselected_columns_are_neither_requested_nor_written(
     columns = {c for r in sandbox.requests if r["path"] == "/report" for c in r["query"]["columns"]}
     assert "profit" not in columns
     assert {"visits", "offerId", "revenue"} <= columns
+    assert_daily_report_matches(result.records["offer_report"], dataset, "offer")
     kept = {
         k: {f: v for f, v in r.items() if f != "profit"}
         for k, r in full_sync.keyed("offer_report").items()
@@ -162,13 +144,33 @@ def test_deselected_columns_are_neither_requested_nor_written(
     assert result.keyed("offer_report") == kept
 
 
-def test_small_pages_give_the_same_rows(sandbox: SandboxServer, full_sync: SyncResult) -> None:
+@pytest.mark.parametrize(
+    ("page_size", "window_days", "exact"),
+    [
+        (5, 3, False),  # 36 rows a window: a short last page
+        (4, 1, True),  # 12 rows a window: the last page is full, nothing after it
+    ],
+)
+def test_small_pages_give_every_row(
+    sandbox: SandboxServer, dataset: Dataset, page_size: int, window_days: int, exact: bool
+) -> None:
+    windows = [
+        (START + timedelta(days=d), min(START + timedelta(days=d + window_days), END))
+        for d in range(0, (END - START).days, window_days)
+    ]
+    counts = [
+        len(dataset.truth_rows(["campaign", "day"], a, b, TZ, include="ALL")) for a, b in windows
+    ]
+    assert all(n > page_size for n in counts), "every window takes several pages"
+    # The premise: whether the row count of a window is an exact multiple of the page size.
+    assert any(n % page_size == 0 for n in counts) == exact, counts
     sandbox.clear_requests()
-    paged = run_tap(config_for(sandbox, page_size=5, report_window_days=3), {"campaign_report"})
-    assert paged.keyed("campaign_report") == full_sync.keyed("campaign_report")
-    offsets = {int(r["query"]["offset"][0]) for r in sandbox.requests if r["path"] == "/report"}
-    assert {0, 5, 10} <= offsets
-    assert all(r["query"]["limit"] == ["5"] for r in sandbox.requests if r["path"] == "/report")
+    config = config_for(sandbox, page_size=page_size, report_window_days=window_days)
+    paged = run_tap(config, {"campaign_report"})
+    assert_daily_report_matches(paged.records["campaign_report"], dataset, "campaign")
+    reports = [r for r in sandbox.requests if r["path"] == "/report"]
+    assert {int(r["query"]["offset"][0]) for r in reports} >= {0, page_size, 2 * page_size}
+    assert all(r["query"]["limit"] == [str(page_size)] for r in reports)
 
 
 def test_custom_reports_equal_the_truth(sandbox: SandboxServer, dataset: Dataset) -> None:
@@ -222,11 +224,29 @@ def test_custom_reports_equal_the_truth(sandbox: SandboxServer, dataset: Dataset
         result.records["offer_country_os"],
         expected,
         lambda r: (r["offerId"], r["countryCode"], r["os"], r["day"]),
+        columns=custom[1]["columns"],
     )
     assert "profit" not in result.schemas["offer_country_os"]["schema"]["properties"]
     zones = result.records["zones_hourly"]
     assert sum(r["visits"] for r in zones) == dataset.truth_totals(START, end, TZ)["visits"]
     assert len(result.keyed("zones_hourly")) == len(zones)
+    hourly: dict[tuple, dict] = {}
+    day = START
+    while day < end:
+        rows = dataset.truth_rows(
+            ["traffic-source", "custom-variable-1", "hour"],
+            day,
+            day + timedelta(days=1),
+            TZ,
+            include="ALL",
+        )
+        hourly.update({(*k, day.date().isoformat()): v for k, v in rows.items()})
+        day += timedelta(days=1)
+    assert_rows_match(
+        zones,
+        hourly,
+        lambda r: (r["trafficSourceId"], r["customVariable1"], r["hour"], r["day"]),
+    )
 
 
 @pytest.mark.parametrize(
@@ -342,5 +362,30 @@ def test_account_columns_join_the_built_in_reports() -> None:
         "payout": "monetary-decimal-4",
         "offerNotes": "string",
         "SignupRate": "percentage",
+        # Time levels /column/info lists (day, hour) or may list: groupings, not columns.
+        "day": "string",
+        "hour": "integer",
+        "Hour": "integer",
+        "month": "integer",
+        "week": "integer",
+        "year": "integer",
+        "dayOfWeek": "integer",
+        "day-of-week": "integer",
+        "day_of_week": "integer",
+        "hourOfDay": "integer",
+        "hour-of-day": "integer",
+        "DepositsPerHour": "number",
     }
-    assert account_columns(mappings) == ("CostPerFTD", "SignupRate")
+    assert account_columns(mappings) == ("CostPerFTD", "SignupRate", "DepositsPerHour")
+
+
+def test_daily_reports_have_no_hour_column_even_when_column_info_lists_it(
+    sandbox: SandboxServer,
+) -> None:
+    tap = TapVoluum(config=config_for(sandbox))  # the sandbox's /column/info lists day and hour
+    for name in ("campaign_report", "offer_report"):
+        properties = tap.streams[name].schema["properties"]
+        assert "hour" not in properties and "month" not in properties
+        assert properties["day"]["format"] == "date"
+    hourly = tap.streams["campaign_hourly_report"].schema["properties"]
+    assert hourly["hour"]["type"] == ["integer", "null"]

@@ -6,17 +6,25 @@ import json
 import random
 import signal
 import subprocess
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+import backoff._sync
 import pytest
 
+from tap_voluum.tap import TapVoluum
 from tests.conftest import config_for
 from tests.helpers import SyncResult, parse_messages, run_cli, run_tap, tap_command
+from tests.truth import (
+    assert_conversions_match,
+    assert_daily_report_matches,
+    assert_entities_match,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tap_voluum.sandbox import SandboxServer
+    from tap_voluum.sandbox import Dataset, SandboxServer
 
 STREAMS = {"campaigns", "campaign_report", "offer_report", "conversions"}
 FAULTS = {
@@ -32,13 +40,28 @@ FAULTS = {
 }
 
 
+def assert_equals_the_truth(records: dict[str, list[dict]], dataset: Dataset) -> None:
+    """The streams of `STREAMS` hold exactly the sandbox's truth for the configured range."""
+    assert_entities_match(records["campaigns"], dataset, "campaign")
+    assert_daily_report_matches(records["campaign_report"], dataset, "campaign")
+    assert_daily_report_matches(records["offer_report"], dataset, "offer")
+    assert_conversions_match(records["conversions"], dataset)
+
+
 @pytest.fixture(scope="module")
-def clean(sandbox: SandboxServer) -> SyncResult:
-    return run_tap(config_for(sandbox, page_size=15), STREAMS)
+def clean(sandbox: SandboxServer, dataset: Dataset) -> SyncResult:
+    """A sync without faults, itself checked against the truth before it serves as baseline."""
+    result = run_tap(config_for(sandbox, page_size=15), STREAMS)
+    assert_equals_the_truth(result.records, dataset)
+    return result
 
 
 def keyed_all(result: SyncResult) -> dict[str, dict]:
     return {stream: result.keyed(stream) for stream in STREAMS}
+
+
+def values(keyed: dict[str, dict]) -> dict[str, list[dict]]:
+    return {stream: list(rows.values()) for stream, rows in keyed.items()}
 
 
 def test_a_sync_under_faults_writes_exactly_the_clean_records(
@@ -47,7 +70,8 @@ def test_a_sync_under_faults_writes_exactly_the_clean_records(
     fresh_sandbox.configure(faults={**FAULTS, "seed": 11}, token_lifetime=2)
     fresh_sandbox.fail_next("reset", count=2, path="/report")
     faulty = run_tap(config_for(fresh_sandbox, page_size=15, max_retries=10), STREAMS)
-    assert keyed_all(faulty) == keyed_all(clean)
+    assert_equals_the_truth(faulty.records, fresh_sandbox.dataset)
+    assert keyed_all(faulty) == keyed_all(clean)  # every other field too
     injected = fresh_sandbox.fault_counts
     log = fresh_sandbox.requests
     logins = sum(r["path"] == "/auth/access/session" and r["status"] == 200 for r in log)
@@ -70,15 +94,24 @@ def test_a_sync_under_faults_writes_exactly_the_clean_records(
     assert logins >= 2, "a 2-second token must be renewed during the sync"
 
 
-def test_retry_after_is_honoured_and_429_slows_the_limiter(fresh_sandbox: SandboxServer) -> None:
-    fresh_sandbox.configure(retry_after=1)
+def test_retry_after_is_honoured_and_429_slows_the_limiter(
+    fresh_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The waits the retry loop computes are recorded instead of slept.
+    slept: list[float] = []
+    monkeypatch.setattr(backoff._sync, "time", SimpleNamespace(sleep=slept.append))
+    fresh_sandbox.configure(retry_after=7)
     fresh_sandbox.fail_next("burst_429", count=2, path="/offer")
-    result = run_tap(config_for(fresh_sandbox), {"offers"})
-    assert result.records["offers"]
+    config = config_for(fresh_sandbox)
+    result = run_tap(config, {"offers"})
+    assert_entities_match(result.records["offers"], fresh_sandbox.dataset, "offer")
     attempts = [r for r in fresh_sandbox.requests if r["path"] == "/offer"]
     assert [r["status"] for r in attempts] == [429, 429, 200]
-    assert attempts[1]["t"] - attempts[0]["t"] >= 1.0
-    assert attempts[2]["t"] - attempts[1]["t"] >= 1.0
+    assert len(slept) == 2
+    # Retry-After: 7 (the exponential backoff alone would say 0.5 s, then 1 s), plus jitter.
+    assert all(7.0 <= wait <= 7.0 * 1.25 for wait in slept), slept
+    limiter = TapVoluum(config=config).streams["offers"].limiter
+    assert limiter.penalties == 2, "each 429 halves the shared limiter's rate"
 
 
 def test_timeouts_are_retried(fresh_sandbox: SandboxServer) -> None:
@@ -109,7 +142,7 @@ def test_a_request_that_keeps_failing_ends_in_one_line(
 
 
 def test_a_fatal_error_leaves_a_valid_state(
-    clean: SyncResult, fresh_sandbox: SandboxServer, tmp_path: Path
+    clean: SyncResult, fresh_sandbox: SandboxServer, dataset: Dataset, tmp_path: Path
 ) -> None:
     config = config_for(fresh_sandbox, max_concurrency=1, max_retries=2, page_size=15)
     # Windows 1-3 go through; the 4th window's request fails on every try.
@@ -125,7 +158,8 @@ def test_a_fatal_error_leaves_a_valid_state(
     resumed = run_cli(config, tmp_path, streams={"campaign_report"}, state=failed.final_state)
     assert resumed.returncode == 0
     union = {**failed.keyed("campaign_report"), **resumed.keyed("campaign_report")}
-    assert union == clean.keyed("campaign_report")
+    assert_daily_report_matches(union.values(), dataset, "campaign")
+    assert union == clean.keyed("campaign_report")  # every other field too
 
 
 def read_until_killed(proc: subprocess.Popen, lines_to_read: int) -> list[str]:
@@ -141,7 +175,7 @@ def read_until_killed(proc: subprocess.Popen, lines_to_read: int) -> list[str]:
 
 
 def test_killed_again_and_again_then_resumed_loses_nothing(
-    clean: SyncResult, fresh_sandbox: SandboxServer, tmp_path: Path
+    clean: SyncResult, fresh_sandbox: SandboxServer, dataset: Dataset, tmp_path: Path
 ) -> None:
     config = config_for(fresh_sandbox, page_size=15)
     rng = random.Random(5)
@@ -163,8 +197,9 @@ def test_killed_again_and_again_then_resumed_loses_nothing(
         kills += 1
     assert proc.returncode == 0, "the last run finished"
     assert kills >= 3, "the test must really kill the tap several times"
-    union = SyncResult(written)
-    assert keyed_all(union) == keyed_all(clean)
+    union = keyed_all(SyncResult(written))
+    assert_equals_the_truth(values(union), dataset)
+    assert union == keyed_all(clean)  # every other field too
 
 
 BAD_SETTINGS = [
@@ -225,7 +260,7 @@ def test_secrets_never_reach_any_output(fresh_sandbox: SandboxServer, tmp_path: 
 
 
 def test_sigterm_exits_non_zero_with_a_valid_state(
-    clean: SyncResult, fresh_sandbox: SandboxServer, tmp_path: Path
+    clean: SyncResult, fresh_sandbox: SandboxServer, dataset: Dataset, tmp_path: Path
 ) -> None:
     fresh_sandbox.configure(latency=0.05)
     command = tap_command(config_for(fresh_sandbox, page_size=15), tmp_path, STREAMS)
@@ -247,4 +282,5 @@ def test_sigterm_exits_non_zero_with_a_valid_state(
         s: {**written.keyed(s), **resumed.keyed(s)} if s in written.schemas else resumed.keyed(s)
         for s in STREAMS
     }
-    assert union == keyed_all(clean)
+    assert_equals_the_truth(values(union), dataset)
+    assert union == keyed_all(clean)  # every other field too

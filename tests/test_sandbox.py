@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ import pytest
 import requests
 
 from tap_voluum.sandbox import Dataset, SandboxServer
+from tap_voluum.sandbox import server as sandbox_server
 from tap_voluum.sandbox.data import CONVERSION_TYPES
 
 START = date(2026, 2, 20)
@@ -165,7 +167,22 @@ def test_default_dataset_is_fast_to_build_and_recent() -> None:
 # --------------------------------------------------------------------------- auth
 
 
-def test_login_access_key_and_password(srv: SandboxServer) -> None:
+class FrozenTime:
+    """The `time` module with `time()` stopped at one instant (for the sandbox's clock)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+def test_login_access_key_and_password(srv: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    issued = datetime(2026, 3, 8, 12, 0, 0, 250_000, tzinfo=ZoneInfo("UTC"))
+    monkeypatch.setattr(sandbox_server, "time", FrozenTime(issued.timestamp()))
     for path, body in (
         ("/auth/access/session", {"accessId": srv.access_id, "accessKey": srv.access_key}),
         ("/auth/session", {"email": srv.email, "password": srv.password}),
@@ -178,8 +195,8 @@ def test_login_access_key_and_password(srv: SandboxServer) -> None:
         assert data["inaugural"] is False
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", data["expirationTimestamp"])
         expires = datetime.strptime(data["expirationTimestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
-        now = datetime.now(ZoneInfo("UTC")).replace(tzinfo=None)
-        assert timedelta(hours=3, minutes=59) < expires - now <= timedelta(hours=4, seconds=1)
+        # The sandbox's own clock is frozen: the fixed lifetime is exact, no wall clock.
+        assert expires.replace(tzinfo=ZoneInfo("UTC")) - issued == timedelta(hours=4)
 
 
 def test_bad_credentials_envelope(srv: SandboxServer) -> None:
@@ -522,14 +539,14 @@ def test_sorting(api: requests.Session) -> None:
     assert [r["roi"] for r in roi] == sorted((r["roi"] for r in roi), reverse=True)
     assert_error(get(api, "/report", **q, sort="visits:desc"), 400, "INVALID_QUERY")
     assert_error(get(api, "/report", **q, sort="nope"), 400, "INVALID_QUERY")
-    # ties are broken by the group key, so two identical queries give the same order
+    # ties are broken by the group key (entity name, then id, then day), ascending
     ties = report(api, **{**q, "groupBy": ["offer", "day"]}, sort="errors", direction="DESC")[
         "rows"
     ]
-    again = report(api, **{**q, "groupBy": ["offer", "day"]}, sort="errors", direction="DESC")[
-        "rows"
-    ]
-    assert ties == again
+    errors = [r["errors"] for r in ties]
+    assert len(set(errors)) < len(errors), "the query has ties to break"
+    by_key = sorted(ties, key=lambda r: (-r["errors"], r["offerName"], r["offerId"], r["day"]))
+    assert [(r["offerId"], r["day"]) for r in ties] == [(r["offerId"], r["day"]) for r in by_key]
 
 
 def test_group_by_validation(api: requests.Session) -> None:
@@ -579,8 +596,11 @@ def test_filters_workspaces_and_currency(api: requests.Session, ds: Dataset) -> 
     usd = report(api, **q)["totals"]
     eur = report(api, **q, currency="EUR")["totals"]
     assert eur["visits"] == usd["visits"]
-    assert eur["cost"] == pytest.approx(usd["cost"] * 0.92, rel=0.01)
-    assert eur["revenue"] == pytest.approx(usd["revenue"] * 0.92, rel=0.01)
+    # The rate is fixed (0.92, per event cost and per conversion revenue): exact to the cent.
+    truth = ds.truth_totals(datetime(2026, 3, 1), datetime(2026, 3, 5), currency="EUR")
+    assert cents(eur["cost"]) == truth["cost_cents"]
+    assert cents(eur["revenue"]) == truth["revenue_cents"]
+    assert cents(eur["cost"]) != cents(usd["cost"])
 
 
 # --------------------------------------------------------------------------- conversions & live

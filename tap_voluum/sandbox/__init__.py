@@ -4,7 +4,16 @@ Self-contained: imports nothing from the rest of ``tap_voluum``.
 """
 
 from .data import Dataset
+from .dialects import DIALECTS
 from .reports import ApiError, ReportEngine
 from .server import FAULT_KINDS, KNOBS, SandboxServer
 
-__all__ = ["FAULT_KINDS", "KNOBS", "ApiError", "Dataset", "ReportEngine", "SandboxServer"]
+__all__ = [
+    "DIALECTS",
+    "FAULT_KINDS",
+    "KNOBS",
+    "ApiError",
+    "Dataset",
+    "ReportEngine",
+    "SandboxServer",
+]

@@ -11,6 +11,7 @@ from datetime import date
 from types import FrameType
 
 from .data import Dataset
+from .dialects import DIALECTS, parse_dialects
 from .server import FAULT_KINDS, SandboxServer
 
 DEFAULT_FAULT_KINDS = "500,502_html,503,reset,burst_429"
@@ -52,7 +53,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fault-seed", type=int, default=None, help="seed of the fault generator")
     p.add_argument("--fault-login", action="store_true", help="also inject faults on logins")
+    p.add_argument(
+        "--dialect",
+        dest="dialects",
+        action="append",
+        default=[],
+        choices=DIALECTS,
+        metavar="NAME",
+        help=f"play this reading of the API (repeatable; one of: {', '.join(DIALECTS)})",
+    )
+    p.add_argument(
+        "--lose-row-day",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="campaign x day reports silently lose their first row of this day",
+    )
     return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; contradictory dialects are a usage error (exit 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        parse_dialects(args.dialects)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def faults_from_args(args: argparse.Namespace) -> dict[str, object] | None:
@@ -73,7 +101,7 @@ def faults_from_args(args: argparse.Namespace) -> dict[str, object] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until SIGINT/SIGTERM; prints credentials and the URL on start."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     dataset = Dataset(
         seed=args.seed,
         start=args.start,
@@ -91,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit=args.rate_limit if args.rate_limit > 0 else None,
         faults=faults_from_args(args),
         retry_after=args.retry_after,
+        dialects=args.dialects,
+        lose_row_day=args.lose_row_day,
     )
     stop = threading.Event()
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 import bisect
 import copy
 import hashlib
+import inspect
 import random
 import threading
 import uuid
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -326,6 +329,9 @@ class Dataset:
         self._currency_cache: dict[tuple[str, str], list[int]] = {}
         self._campaign_events: list[list[int]] | None = None
         self._campaign_event_ts: list[list[int]] | None = None
+        self._listeners: list[weakref.WeakMethod[Callable[[], Any]] | Callable[[], Any]] = []
+        self._late_lock = threading.Lock()
+        self._late_calls = 0
 
     # ------------------------------------------------------------------ entities
 
@@ -766,6 +772,9 @@ class Dataset:
         self.cv_rev = cv_rev
         self.cv_post_order = sorted(range(len(cv_post)), key=cv_post.__getitem__)
         self.cv_post_sorted = [cv_post[r] for r in self.cv_post_order]
+        # Stable identity of each event (its generation number): click ids and visit details
+        # derive from it, so events added later (``add_late_data``) shift no existing id.
+        self.ev_uid = list(range(len(ev_ts)))
 
     @property
     def n_events(self) -> int:
@@ -891,23 +900,24 @@ class Dataset:
 
     def visit_id(self, event: int, j: int) -> str:
         """Voluum click id of visit ``j`` of ``event`` (unique; conversions refer to it)."""
-        x = _mix64(((event << 12) | j) ^ self._salt)
+        x = _mix64(((self.ev_uid[event] << 12) | j) ^ self._salt)
         return "c" + _b32(x, 13) + _b32(_mix64(x), 9)
 
     def visit_details(self, event: int, j: int = 0) -> dict[str, Any]:
         """Geo/device/network fields of visit ``j`` of ``event`` (deterministic)."""
-        h = _mix64(event ^ self._salt ^ 0x5A5A)
+        uid = self.ev_uid[event]
+        h = _mix64(uid ^ self._salt ^ 0x5A5A)
         code, cname, places = COUNTRIES[self.ev_country[event]]
         region, city = places[h % len(places)]
         os_name, os_versions, device, models, _ = OPERATING_SYSTEMS[self.ev_os[event]]
         brand, model = models[(h >> 8) % len(models)]
         br_name, br_versions = BROWSERS[self.ev_br[event]]
         conn, conn_name, isp, carrier = CONNECTIONS[(h >> 16) % len(CONNECTIONS)]
-        ip_bits = _mix64(((event << 12) | j) ^ self._salt ^ 0xA5A5)
+        ip_bits = _mix64(((uid << 12) | j) ^ self._salt ^ 0xA5A5)
         first = (23, 31, 46, 78, 89, 102, 151, 185, 203)[ip_bits % 9]
         return {
             "clickId": self.visit_id(event, j),
-            "externalId": f"ts-{_mix64(((event << 12) | j) ^ 0x77) & 0xFFFFFFFFFF:010x}",
+            "externalId": f"ts-{_mix64(((uid << 12) | j) ^ 0x77) & 0xFFFFFFFFFF:010x}",
             "countryCode": code,
             "countryName": cname,
             "region": region,
@@ -1081,7 +1091,75 @@ class Dataset:
         self.event_log: list[dict[str, Any]] = entries
         self.users = users
 
+    # ------------------------------------------------------------------ late data
+
+    def add_change_listener(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` after every change of the data (:meth:`add_late_data`).
+
+        Bound methods are held weakly (a stopped server's report engine can go away); other
+        callables strongly.  ``SandboxServer`` registers its report engine's ``clear_cache``.
+        """
+        ref: weakref.WeakMethod[Callable[[], Any]] | Callable[[], Any] = (
+            weakref.WeakMethod(callback) if inspect.ismethod(callback) else callback
+        )
+        with self._late_lock:
+            self._listeners[:] = [
+                r for r in self._listeners if not isinstance(r, weakref.WeakMethod) or r()
+            ]
+            self._listeners.append(ref)
+
+    def _data_changed(self) -> None:
+        """Drop the dataset's derived caches and tell the listeners (report caches)."""
+        with self._lock:
+            self._currency_cache.clear()
+            self._campaign_events = None
+            self._campaign_event_ts = None
+        for ref in list(self._listeners):
+            if isinstance(ref, weakref.WeakMethod):
+                method = ref()
+                if method is not None:
+                    method()
+            else:
+                ref()
+
+    def add_late_data(
+        self,
+        at: datetime | str | int,
+        *,
+        visits: int = 0,
+        conversions: int = 0,
+        event_log_entries: int = 0,
+        seed: int = 0,
+        until: datetime | str | int | None = None,
+        campaign_ids: Sequence[str] | None = None,
+        max_click_age: int = 86_400,
+    ) -> dict[str, Any]:
+        """Add traffic, late conversions and event-log entries at/around the UTC instant ``at``.
+
+        See :func:`tap_voluum.sandbox.late.add_late_data` (same arguments) for the placement
+        rules and the returned description of what was added.  Call it between syncs, not
+        while requests are being answered.
+        """
+        from .late import add_late_data  # noqa: PLC0415 - late.py imports this module
+
+        return add_late_data(
+            self,
+            at,
+            visits=visits,
+            conversions=conversions,
+            event_log_entries=event_log_entries,
+            seed=seed,
+            until=until,
+            campaign_ids=campaign_ids,
+            max_click_age=max_click_age,
+        )
+
     # ------------------------------------------------------------------ truth helpers
+    #
+    # The truth helpers share nothing with the report engine's arithmetic: no TzContext, no
+    # dimension tables (``_direct``/``_derived``/``_labels``/``archived``), no currency columns.
+    # They read the raw event/conversion columns and the raw entity dicts, and use plain
+    # ``datetime``/``zoneinfo``/``Decimal`` code.
 
     def _window(self, start_local: datetime, end_local: datetime, tz: str) -> tuple[int, int]:
         """UTC epoch bounds of a wall-clock window read in ``tz`` (naive datetimes)."""
@@ -1097,58 +1175,40 @@ class Dataset:
         end_local: datetime,
         tz: str = "Etc/GMT",
         conversion_time_mode: str = "VISIT",
+        *,
+        currency: str = "USD",
+        workspaces: Sequence[str] | None = None,
     ) -> dict[str, int]:
         """Totals over all traffic (archived entities included) for a wall-clock window in ``tz``.
 
         Visits/clicks/cost always count by visit time; conversions/revenue by visit time
         (``VISIT``) or postback time (``CONVERSION``).  Returns integer ``visits``,
         ``uniqueVisits``, ``clicks``, ``conversions``, ``cost_cents``, ``revenue_cents``,
-        ``errors``, ``impressions``.
+        ``errors``, ``impressions``.  ``currency`` (USD, EUR, GBP) converts each event's cost
+        and each conversion's revenue, rounded half up to the cent; ``workspaces`` (ids) keeps
+        the campaigns of those workspaces only (as ``/report``'s ``workspaces=``).
         """
+        view = _TruthView(self, currency, workspaces)
+        mode = _truth_mode(conversion_time_mode)
         u0, u1 = self._window(start_local, end_local, tz)
         out = dict.fromkeys(
             ("visits", "uniqueVisits", "clicks", "conversions", "cost_cents", "revenue_cents"), 0
         )
         out["errors"] = out["impressions"] = 0
         for i, ts in enumerate(self.ev_ts):
-            if u0 <= ts < u1:
+            if u0 <= ts < u1 and view.in_workspaces(i):
                 out["visits"] += self.ev_visits[i]
                 out["uniqueVisits"] += self.ev_uv[i]
                 out["clicks"] += self.ev_clicks[i]
-                out["cost_cents"] += self.ev_cost[i]
+                out["cost_cents"] += view.money(self.ev_cost[i])
                 out["errors"] += self.ev_errors[i]
                 out["impressions"] += self.ev_impr[i]
-                if conversion_time_mode == "VISIT":
-                    out["conversions"] += self.ev_conv[i]
-                    out["revenue_cents"] += self.ev_rev[i]
-        if conversion_time_mode == "CONVERSION":
-            for r, post in enumerate(self.cv_post):
-                if u0 <= post < u1:
-                    out["conversions"] += 1
-                    out["revenue_cents"] += self.cv_rev[r]
+        for r, event in enumerate(self.cv_event):
+            when = self.ev_ts[event] if mode == "VISIT" else self.cv_post[r]
+            if u0 <= when < u1 and view.in_workspaces(event):
+                out["conversions"] += 1
+                out["revenue_cents"] += view.money(self.cv_rev[r])
         return out
-
-    def _truth_key(self, group_by: Sequence[str], event: int, ts: int, zone: ZoneInfo) -> tuple:
-        """Group key of an event for ``group_by`` (day/hour with plain datetime code)."""
-        local = datetime.fromtimestamp(ts, zone)
-        key: list[Any] = []
-        for dim in group_by:
-            if dim == "day":
-                key.append(local.strftime("%Y-%m-%d"))
-            elif dim == "hour":
-                key.append(local.hour)
-            else:
-                key.append(self._labels[dim][self.event_value(dim, event)])
-        return tuple(key)
-
-    def _truth_keep(self, group_by: Sequence[str], event: int, include: str) -> bool:
-        """Report ``include`` semantics: ACTIVE drops events whose grouped entity is archived."""
-        if include in ("ALL", "TRAFFIC", "ENTITY"):
-            return True
-        archived = any(
-            self.archived[d][self.event_value(d, event)] for d in group_by if d in ENTITY_DIMS
-        )
-        return archived if include == "ARCHIVED" else not archived
 
     def truth_rows(
         self,
@@ -1159,6 +1219,8 @@ class Dataset:
         conversion_time_mode: str = "VISIT",
         *,
         include: str = "ACTIVE",
+        currency: str = "USD",
+        workspaces: Sequence[str] | None = None,
     ) -> dict[tuple, dict[str, int]]:
         """Exact rows a ``/report`` call would return, keyed by the group key.
 
@@ -1167,9 +1229,17 @@ class Dataset:
         string, ``day`` as ``YYYY-MM-DD`` or ``hour`` as int.  Values are integer ``visits``,
         ``uniqueVisits``, ``clicks``, ``conversions``, ``cost_cents``, ``revenue_cents``,
         ``errors``, ``impressions``, ``customConversionsN`` and ``customRevenueN_cents``.
-        Amounts are USD.  Only groups with traffic (visits or conversions) appear.
+        Amounts are in ``currency`` (USD, EUR, GBP: converted per event cost and per
+        conversion revenue, rounded half up to the cent); ``workspaces`` (ids) keeps the
+        campaigns of those workspaces only.  Only groups with traffic (visits or conversions)
+        appear.
         """
         dims = [canonical_dimension(g) or g for g in group_by]
+        view = _TruthView(self, currency, workspaces)
+        mode = _truth_mode(conversion_time_mode)
+        include = include.upper()
+        if include not in ("ACTIVE", "ARCHIVED", "ALL", "TRAFFIC", "ENTITY"):
+            raise ValueError(f"unknown include {include!r}")
         zone = ZoneInfo(tz)
         u0, u1 = self._window(start_local, end_local, tz)
         rows: dict[tuple, dict[str, int]] = {}
@@ -1196,23 +1266,24 @@ class Dataset:
             return found
 
         for i, ts in enumerate(self.ev_ts):
-            if u0 <= ts < u1 and self._truth_keep(dims, i, include):
-                acc = row(self._truth_key(dims, i, ts, zone))
+            if u0 <= ts < u1 and view.keep(dims, i, include):
+                acc = row(view.key(dims, i, ts, zone))
                 acc["visits"] += self.ev_visits[i]
                 acc["uniqueVisits"] += self.ev_uv[i]
                 acc["clicks"] += self.ev_clicks[i]
-                acc["cost_cents"] += self.ev_cost[i]
+                acc["cost_cents"] += view.money(self.ev_cost[i])
                 acc["errors"] += self.ev_errors[i]
                 acc["impressions"] += self.ev_impr[i]
         for r, event in enumerate(self.cv_event):
-            when = self.ev_ts[event] if conversion_time_mode == "VISIT" else self.cv_post[r]
-            if u0 <= when < u1 and self._truth_keep(dims, event, include):
-                acc = row(self._truth_key(dims, event, when, zone))
-                slot = self.cv_type[r] + 1
+            when = self.ev_ts[event] if mode == "VISIT" else self.cv_post[r]
+            if u0 <= when < u1 and view.keep(dims, event, include):
+                acc = row(view.key(dims, event, when, zone))
+                slot = CONVERSION_TYPES[self.cv_type[r]][0]
+                revenue = view.money(self.cv_rev[r])
                 acc["conversions"] += 1
-                acc["revenue_cents"] += self.cv_rev[r]
+                acc["revenue_cents"] += revenue
                 acc[f"customConversions{slot}"] += 1
-                acc[f"customRevenue{slot}_cents"] += self.cv_rev[r]
+                acc[f"customRevenue{slot}_cents"] += revenue
         return rows
 
     @staticmethod
@@ -1257,3 +1328,116 @@ class Dataset:
                 }
             )
         return out
+
+
+# --------------------------------------------------------------------------- truth's own reading
+
+# Fixed sandbox rates (README), kept apart from ``CURRENCY_RATES`` so the truth does not share
+# the report engine's conversion code.
+_TRUTH_RATES: dict[str, Decimal] = {
+    "USD": Decimal(1),
+    "EUR": Decimal("0.92"),
+    "GBP": Decimal("0.79"),
+}
+
+
+def _truth_mode(mode: str) -> str:
+    """Validate a conversion time mode (``VISIT`` or ``CONVERSION``, any case)."""
+    upper = mode.upper()
+    if upper not in ("VISIT", "CONVERSION"):
+        raise ValueError(f"unknown conversion_time_mode {mode!r}")
+    return upper
+
+
+class _TruthView:
+    """How the truth helpers read the raw records: dimension values, archived flags, workspaces
+    and money, from the entity dicts and the event columns (not the report engine's tables).
+    """  # noqa: D205
+
+    def __init__(self, ds: Dataset, currency: str, workspaces: Sequence[str] | None) -> None:
+        """Index the raw entity dicts of ``ds`` for one truth computation."""
+        code = currency.upper()
+        if code not in _TRUTH_RATES:
+            raise ValueError(f"unsupported currency {currency!r}")
+        self.rate = _TRUTH_RATES[code]
+        self._money: dict[int, int] = {}
+        campaigns = ds.raw_entities("campaign")
+        offers = ds.raw_entities("offer")
+        landers = ds.raw_entities("lander")
+        self.deleted = {
+            e["id"]: bool(e.get("deleted", False)) for d in ENTITY_DIMS for e in ds.raw_entities(d)
+        }
+        camp_id = [c["id"] for c in campaigns]
+        camp_flow = [c["redirectTarget"]["flow"]["id"] for c in campaigns]
+        camp_source = [c["trafficSource"]["id"] for c in campaigns]
+        offer_id = [o["id"] for o in offers]
+        offer_network = [o["affiliateNetwork"]["id"] for o in offers]
+        lander_id = [lnd["id"] for lnd in landers]
+        zones = ds.zone_values
+        ev_c, ev_o, ev_l = ds.ev_c, ds.ev_o, ds.ev_l
+        ev_country, ev_os, ev_br = ds.ev_country, ds.ev_os, ds.ev_br
+        ev_cv1, ev_cv2, ev_cv3 = ds.ev_cv1, ds.ev_cv2, ds.ev_cv3
+        self.ev_c = ev_c
+        self.value: dict[str, Any] = {
+            "campaign": lambda e: camp_id[ev_c[e]],
+            "offer": lambda e: offer_id[ev_o[e]],
+            "lander": lambda e: lander_id[ev_l[e]],
+            "flow": lambda e: camp_flow[ev_c[e]],
+            "traffic-source": lambda e: camp_source[ev_c[e]],
+            "affiliate-network": lambda e: offer_network[ev_o[e]],
+            "country": lambda e: COUNTRIES[ev_country[e]][0],
+            "os": lambda e: OPERATING_SYSTEMS[ev_os[e]][0],
+            "browser": lambda e: BROWSERS[ev_br[e]][0],
+            "custom-variable-1": lambda e: zones[ev_cv1[e]],
+            "custom-variable-2": lambda e: CV2_VALUES[ev_cv2[e]],
+            "custom-variable-3": lambda e: CV3_VALUES[ev_cv3[e]],
+            **{d: (lambda e: "") for d in CUSTOM_VARIABLE_DIMS[3:]},
+        }
+        if isinstance(workspaces, str):
+            workspaces = [w for w in workspaces.split(",") if w.strip()]
+        if workspaces:
+            wanted = {w.strip() for w in workspaces}
+            self.campaign_ok: list[bool] | None = [
+                c["workspace"]["id"] in wanted for c in campaigns
+            ]
+        else:
+            self.campaign_ok = None
+
+    def money(self, usd_cents: int) -> int:
+        """USD cents in the view's currency, rounded half up to the cent."""
+        if self.rate == 1:
+            return usd_cents
+        found = self._money.get(usd_cents)
+        if found is None:
+            exact = Decimal(usd_cents) * self.rate
+            found = int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+            self._money[usd_cents] = found
+        return found
+
+    def in_workspaces(self, event: int) -> bool:
+        """Whether the event's campaign belongs to the requested workspaces."""
+        return self.campaign_ok is None or self.campaign_ok[self.ev_c[event]]
+
+    def keep(self, dims: Sequence[str], event: int, include: str) -> bool:
+        """Workspaces, then ``include``: ACTIVE drops events whose grouped entity is archived."""
+        if not self.in_workspaces(event):
+            return False
+        if include in ("ALL", "TRAFFIC", "ENTITY"):
+            return True
+        archived = any(self.deleted[self.value[d](event)] for d in dims if d in ENTITY_DIMS)
+        return archived if include == "ARCHIVED" else not archived
+
+    def key(self, dims: Sequence[str], event: int, ts: int, zone: ZoneInfo) -> tuple:
+        """Group key of an event (day/hour from ``ts`` read in ``zone`` with plain datetime)."""
+        local = datetime.fromtimestamp(ts, zone) if ("day" in dims or "hour" in dims) else None
+        key: list[Any] = []
+        for dim in dims:
+            if dim == "day":
+                assert local is not None
+                key.append(local.strftime("%Y-%m-%d"))
+            elif dim == "hour":
+                assert local is not None
+                key.append(local.hour)
+            else:
+                key.append(self.value[dim](event))
+        return tuple(key)

@@ -939,12 +939,21 @@ class ReportEngine:
         out.extend(metric_columns(columns))
         return list(map(struct, *out))
 
-    def report(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        """Answer ``GET /report`` (raises :class:`ApiError` on invalid queries)."""
+    def report(
+        self,
+        query: dict[str, list[str]],
+        reshape: Callable[[ReportQuery, ReportResult], ReportResult] | None = None,
+    ) -> dict[str, Any]:
+        """Answer ``GET /report`` (raises :class:`ApiError` on invalid queries).
+
+        ``reshape`` (dialects) may return a changed copy of the cached result before paging.
+        """
         q, limit, offset = parse_report_query(query)
         result: ReportResult = self.cached(
             ("report", q), lambda: self.aggregate(q), lambda r: r.size
         )
+        if reshape is not None:
+            result = reshape(q, result)
         page = slice(offset, offset + limit)
         return {
             "totalRows": len(result.keys),
@@ -1101,13 +1110,16 @@ CONVERSION_SORTABLE = frozenset(
 __all__ = [
     "BROWSERS",
     "COLUMN_MAPPINGS",
+    "CONVERSION_SORTABLE",
     "CUSTOM_VARIABLE_DIMS",
     "CV2_VALUES",
     "CV3_VALUES",
+    "DEFAULT_LIMIT",
     "OPERATING_SYSTEMS",
     "ApiError",
     "ReportEngine",
     "ReportQuery",
+    "ReportResult",
     "column_mappings",
     "metric_dict",
     "parse_hour_time",

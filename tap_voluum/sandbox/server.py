@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,10 +28,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import msgspec
 
 from .data import Dataset, ampm, iso_ms, tz_context
+from .dialects import Dialects, parse_day, parse_dialects
 from .reports import (
     ApiError,
     ReportEngine,
-    column_mappings,
     first,
     many,
     parse_hour_time,
@@ -59,6 +59,8 @@ KNOBS = (
     "live_status",
     "event_log_status",
     "retry_after",
+    "dialects",
+    "lose_row_day",
 )
 # Endpoints that deny sessions created with an access key (Voluum docs).
 ACCESS_KEY_DENY_LIST = (
@@ -324,6 +326,9 @@ class SandboxServer:
         retry_after: when set, 429 answers carry ``Retry-After: <value>``.
         workspaces_status, live_status, event_log_status: 200, or 403/404 to make those
             endpoints answer that error.
+        dialects: readings of the API to play (names from ``DIALECTS``; default none).
+        lose_row_day: ``"YYYY-MM-DD"`` (or a date): campaign x day reports silently lose
+            their first row of that day (``None`` = off).
 
     """
 
@@ -341,10 +346,13 @@ class SandboxServer:
         workspaces_status: int = 200,
         live_status: int = 200,
         event_log_status: int = 200,
+        dialects: Collection[str] = (),
+        lose_row_day: str | date | None = None,
     ) -> None:
         """Prepare the server (call :meth:`start` to serve)."""
         self.dataset = dataset if dataset is not None else Dataset()
         self.engine = ReportEngine(self.dataset)
+        self.dataset.add_change_listener(self.engine.clear_cache)  # late data: no stale cache
         self.host = host
         self._requested_port = port
         self._lock = threading.Lock()
@@ -362,6 +370,7 @@ class SandboxServer:
         self.workspaces_status = 200
         self.live_status = 200
         self.event_log_status = 200
+        self._dialects = Dialects()
         self.configure(
             latency=latency,
             rate_limit=rate_limit,
@@ -370,6 +379,8 @@ class SandboxServer:
             workspaces_status=workspaces_status,
             live_status=live_status,
             event_log_status=event_log_status,
+            dialects=dialects,
+            lose_row_day=lose_row_day,
         )
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -445,16 +456,32 @@ class SandboxServer:
 
     # ------------------------------------------------------------------ knobs
 
+    @property
+    def dialects(self) -> frozenset[str]:
+        """Names of the dialects played (empty = the default reading)."""
+        return self._dialects.names
+
+    @property
+    def lose_row_day(self) -> str | None:
+        """The ``lose_row_day`` knob (``"YYYY-MM-DD"`` or ``None``)."""
+        return self._dialects.lose_row_day
+
     def configure(self, **knobs: Any) -> None:
         """Change knobs at runtime: ``latency``, ``rate_limit``, ``token_lifetime``, ``faults``,
-        ``workspaces_status``, ``live_status``, ``event_log_status``, ``retry_after``.
+        ``workspaces_status``, ``live_status``, ``event_log_status``, ``retry_after``,
+        ``dialects``, ``lose_row_day``.
 
         ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults); its
-        ``next`` entries are queued like :meth:`fail_next`.
+        ``next`` entries are queued like :meth:`fail_next`.  ``dialects`` replaces the whole
+        set of dialects (unknown or contradictory names raise ``ValueError``).
         """  # noqa: D205
         unknown = set(knobs) - set(KNOBS)
         if unknown:
             raise ValueError(f"unknown knobs: {sorted(unknown)}")
+        if "dialects" in knobs or "lose_row_day" in knobs:
+            names = parse_dialects(knobs.get("dialects", self._dialects.names))
+            day = parse_day(knobs.get("lose_row_day", self._dialects.lose_row_day))
+            self._dialects = Dialects(names, day)
         with self._lock:
             if "latency" in knobs:
                 self.latency = max(0.0, float(knobs["latency"] or 0.0))
@@ -773,9 +800,9 @@ class SandboxServer:
         if parts[0] in _ENTITY_PATHS and len(parts) <= 2:
             return self._entities(parts, query)
         if clean == "/report":
-            return json_response(200, self.engine.report(query))
+            return json_response(200, self._dialects.report(self.engine, query))
         if clean == "/report/conversions":
-            return json_response(200, self.engine.conversions(query))
+            return json_response(200, self._dialects.conversions(self.engine, query))
         if len(parts) == 4 and parts[:2] == ["report", "live"] and parts[2] in ("clicks", "visits"):
             return self._live(parts[2], parts[3], query)
         if clean == "/multiuser/workspace":
@@ -783,7 +810,7 @@ class SandboxServer:
                 return self._status_error(self.workspaces_status, "/multiuser/workspace")
             return json_response(200, {"workspaces": [dict(w) for w in self.dataset.workspaces]})
         if clean == "/column/info":
-            return json_response(200, {"columnMappings": column_mappings()})
+            return json_response(200, {"columnMappings": self._dialects.column_info()})
         if clean == "/dictionary/timezone":
             return json_response(200, {"timezones": self._timezones()})
         if clean == "/event-log":
@@ -865,12 +892,14 @@ class SandboxServer:
                     f"{details['browser']}/{details['browserVersion']}",
                 }
             )
-        return json_response(200, {"rows": rows})
+        return json_response(200, {"rows": self._dialects.live_rows(kind, rows)})
 
     def _event_log(self, query: dict[str, list[str]]) -> Response:
         """``GET /event-log``: entries by ``editTime`` (newest first by default), paged."""
         if self.event_log_status != 200:
             return self._status_error(self.event_log_status, "/event-log")
+        dialects = self._dialects
+        query = dialects.event_log_query(query)
         lo = _parse_instant_ms(first(query, "from"), "from")
         hi = _parse_instant_ms(first(query, "to"), "to")
         limit, offset = parse_paging(query, 100, 10_000)
@@ -884,16 +913,15 @@ class SandboxServer:
         }
         entries = [
             e
-            for e in self.dataset.event_log
+            for e in dialects.event_log(self.dataset)
             if (lo is None or e["editTime"] >= lo)
             and (hi is None or e["editTime"] < hi)
             and all(e[k] == v for k, v in filters.items())
         ]
         if direction == "DESC":
             entries = entries[::-1]
-        return json_response(
-            200, {"eventLogEntries": entries[offset : offset + limit], "totalRows": len(entries)}
-        )
+        answer = {"eventLogEntries": entries[offset : offset + limit], "totalRows": len(entries)}
+        return json_response(200, dialects.event_log_answer(answer))
 
     # ------------------------------------------------------------------ admin API
 
@@ -920,6 +948,8 @@ class SandboxServer:
                 return json_response(200, {"ok": True})
             if name == "truth" and method == "GET":
                 return json_response(200, self._truth(query))
+            if name == "add-data" and method == "POST":  # see late.py
+                return json_response(200, self.dataset.add_late_data(**data))
         except (ValueError, TypeError, msgspec.DecodeError, ApiError) as exc:
             return json_response(400, {"error": {"code": "BAD_REQUEST", "description": str(exc)}})
         return json_response(404, {"error": {"code": "NOT_FOUND", "description": path}})

@@ -108,11 +108,9 @@ class ConversionsStream(WindowedStream):
     non_null_keys = ("clickId", "conversionType")
     completer_fields = ("postbackTimestamp", "visitTimestamp")
 
-    def window_params(self, window: Window) -> dict[str, Any]:
-        """Window on postback time, oldest first."""
-        params = super().window_params(window)
-        params["sort"] = "postbackTimestamp"
-        return params
+    def sort_column(self) -> str | None:
+        """Oldest postback first."""
+        return "postbackTimestamp"
 
     def completer(self, window: Window) -> Callable[[dict], None]:
         """Timestamps as ISO-8601 with the zone's offset."""

@@ -7,26 +7,47 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
-from singer_sdk.pagination import OffsetPaginator
+from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_voluum.client import VoluumStream, decoded
+from tap_voluum.client import VoluumStream, decoded, extract_list
+from tap_voluum.errors import VoluumAPIError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import requests
     from singer_sdk.helpers.types import Context
 
 STRING = {"type": ["string", "null"]}
 PAGE_SIZE = 1000
+FIRST_SYNC_DAYS = 30  # without start_date's help: how far back a first sync reads
+KEY = ("editTime", "entityId", "actionType", "changeHash")
 
 
-class TotalRowsPaginator(OffsetPaginator):
-    """Offset paging that stops at Voluum's `totalRows`."""
+class RowsPaginator(BaseAPIPaginator[int]):
+    """Offset paging by the entries actually received, until `totalRows` or an empty page.
+
+    Voluum may serve fewer entries than `limit` asks, silently, and may not echo `limit`.
+    """
+
+    def __init__(self, records_key: str) -> None:
+        super().__init__(0)
+        self.records_key = records_key
+
+    def _received(self, response: requests.Response) -> tuple[int, int | None]:
+        payload = decoded(response)
+        rows = len(extract_list(payload, self.records_key))
+        total = payload.get("totalRows") if isinstance(payload, dict) else None
+        return rows, total if isinstance(total, int) else None
+
+    def get_next(self, response: requests.Response) -> int | None:
+        """The offset after the entries this page brought."""
+        return self.current_value + self._received(response)[0]
 
     def has_more(self, response: requests.Response) -> bool:
-        """More pages while the next offset is below `totalRows`."""
-        payload = decoded(response)
-        total = int(payload.get("totalRows") or 0) if isinstance(payload, dict) else 0
-        return self.current_value + self._page_size < total
+        """More while a page brings entries and `totalRows` (if given) is not reached."""
+        rows, total = self._received(response)
+        return rows > 0 and (total is None or self.current_value + rows < total)
 
 
 def change_hash(entry: dict) -> str:
@@ -36,19 +57,51 @@ def change_hash(entry: dict) -> str:
     ).hexdigest()[:16]
 
 
+def edit_millis(value: Any) -> int | None:
+    """`editTime` as epoch milliseconds: Voluum sends a number; ISO text is read too."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, str) and value:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return int(moment.timestamp() * 1000)
+    return None
+
+
+def normalize_entry(row: dict) -> dict:
+    """ISO edit time (milliseconds kept in `editTimeMs`), a change digest, key never null."""
+    millis = edit_millis(row.get("editTime"))
+    row["editTimeMs"] = millis
+    if millis is not None:
+        row["editTime"] = datetime.fromtimestamp(millis / 1000, timezone.utc).isoformat(
+            timespec="milliseconds"
+        )
+    row["changeHash"] = change_hash(row)
+    for key in ("entityId", "actionType"):
+        row[key] = row.get(key) or ""
+    return row
+
+
 class EventLogStream(VoluumStream):
     """Account audit trail, incremental on `editTime`.
 
-    Voluum gives entries no documented id: the key is the edit time (milliseconds), the
-    entity, the action and a digest of the changes, so two edits in one second stay two rows.
+    Voluum gives entries no documented id (some readings add one, kept in `id`): the key is
+    the edit time (milliseconds), the entity, the action and a digest of the changes, so
+    two edits in one second stay two rows. `changes` is an array of field changes or, in
+    another reading, an object; both are kept as Voluum sent them. Entries are read from the
+    bookmark's hour, then sorted oldest first here (Voluum may ignore `direction`).
     """
 
     name = "event_log"
     path = "/event-log"
     records_key = "eventLogEntries"
-    primary_keys: ClassVar[tuple[str, ...]] = ("editTime", "entityId", "actionType", "changeHash")
+    primary_keys: ClassVar[tuple[str, ...]] = KEY
     replication_key = "editTime"
     is_sorted = True
+    check_sorted = False  # the bookmark's hour is read again, older entries included
     absent_means = "this account has no event log"
     schema: ClassVar[dict] = {
         "type": "object",
@@ -64,36 +117,62 @@ class EventLogStream(VoluumStream):
             "userId": STRING,
             "userName": STRING,
             "clientId": STRING,
-            "changes": {"type": ["array", "null"], "items": {}},
+            "changes": {"type": ["array", "object", "null"]},
         },
     }
 
-    def get_new_paginator(self) -> TotalRowsPaginator:
-        """Pages of `PAGE_SIZE` entries until `totalRows`."""
-        return TotalRowsPaginator(start_value=0, page_size=PAGE_SIZE)
+    def get_new_paginator(self) -> RowsPaginator:
+        """Pages of up to `PAGE_SIZE` entries, by the entries received."""
+        return RowsPaginator(self.records_key)
+
+    def since(self, context: Context | None) -> datetime:
+        """The bookmark (or `start_date`), as an aware UTC time."""
+        start = self.get_starting_timestamp(context)
+        if start is None:
+            start = datetime.now(timezone.utc) - timedelta(days=FIRST_SYNC_DAYS)
+        return start.astimezone(timezone.utc)
 
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
-        """From the bookmark's hour, oldest first."""
-        since = self.get_starting_timestamp(context) or datetime.now(timezone.utc) - timedelta(
-            days=30
-        )
-        since = since.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        """From the bookmark's hour, oldest first, in the time format this Voluum reads."""
+        since = self.since(context).replace(minute=0, second=0, microsecond=0)
+        if self.run.readings.event_log_time == "epoch":
+            from_value: Any = int(since.timestamp() * 1000)
+        else:
+            from_value = since.strftime("%Y-%m-%dT%H:00:00Z")
         return {
-            "from": since.strftime("%Y-%m-%dT%H:00:00Z"),
+            "from": from_value,
             "direction": "ASC",
             "limit": PAGE_SIZE,
             "offset": next_page_token or 0,
         }
 
-    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """ISO edit time (milliseconds kept), a change digest, key parts never null."""
-        millis = row.get("editTime")
-        if isinstance(millis, (int, float)):
-            row["editTimeMs"] = int(millis)
-            row["editTime"] = datetime.fromtimestamp(millis / 1000, timezone.utc).isoformat(
-                timespec="milliseconds"
+    def read_records(self, context: Context | None) -> Iterable[dict]:
+        """Every entry from the bookmark's hour, once each, oldest first.
+
+        Entries of that hour older than the bookmark are written again (a target upserts
+        them by key): one that Voluum logged late is not lost.
+        """
+        entries: dict[tuple, dict] = {}
+        for row in self._request_entries(context):
+            entry = normalize_entry(row)
+            entries.setdefault(tuple(entry.get(k) for k in KEY), entry)
+        yield from sorted(
+            entries.values(),
+            key=lambda e: (e["editTimeMs"] or 0, e["entityId"], e["actionType"], e["changeHash"]),
+        )
+
+    def _request_entries(self, context: Context | None) -> Iterable[dict]:
+        """The SDK's paged read; on a refused `from`, once more in the other time format."""
+        try:
+            yield from self.request_records(context)
+        except VoluumAPIError as exc:
+            if not exc.is_refused_parameter:
+                raise
+            fmt = self.run.readings.switch_event_log_time()
+            self.logger.info(
+                "%s: Voluum refused the time format of `from` (%s); sending %s times from now on",
+                self.name,
+                exc,
+                fmt,
             )
-        row["changeHash"] = change_hash(row)
-        for key in ("entityId", "actionType"):
-            row[key] = row.get(key) or ""
-        return row
+            yield from self.request_records(context)

@@ -7,13 +7,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tap_voluum.errors import VoluumConfigError
+from tap_voluum.errors import StreamFailure, VoluumAPIError, VoluumConfigError
+from tap_voluum.readings import mentions
+from tap_voluum.streams.page_scheduler import PageToken
 from tap_voluum.streams.windows import Window, WindowedStream, aware
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from singer_sdk import Tap
+
+    from tap_voluum.streams.windows import Remedy
 
 MAX_GROUP_LEVELS = 3  # Voluum groups at most three levels deep
 CUSTOM_SLOTS = 20
@@ -26,17 +30,28 @@ NUMBER = {"type": ["number", "null"]}
 
 @dataclass(frozen=True)
 class Dimension:
-    """A Voluum `groupBy` value and the row fields it brings."""
+    """A Voluum dimension: its name in settings, the row fields it brings, its spellings.
+
+    `spellings` are the `groupBy` values public clients use for it, the most likely first;
+    the tap moves to the next one when Voluum refuses a spelling (`tap_voluum.readings`).
+    """
 
     group_by: str
     key: str
     fields: tuple[str, ...]
     aliases: tuple[str, ...] = ()
+    spellings: tuple[str, ...] = ()
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The `groupBy` spellings to try, in order."""
+        return self.spellings or (self.group_by,)
 
 
 def _entity(group_by: str, prefix: str, *extra: str, aliases: tuple[str, ...] = ()) -> Dimension:
     fields = (f"{prefix}Id", f"{prefix}Name", *extra)
-    return Dimension(group_by, f"{prefix}Id", fields, (f"{prefix}Id", *aliases))
+    names = (f"{prefix}Id", *aliases)
+    return Dimension(group_by, f"{prefix}Id", fields, names, (group_by, *names))
 
 
 _WORKSPACE = ("WorkspaceId", "WorkspaceName")
@@ -56,7 +71,12 @@ DIMENSIONS: tuple[Dimension, ...] = (
     _entity("traffic-source", "trafficSource", aliases=("traffic_source_id",)),
     _entity("affiliate-network", "affiliateNetwork", aliases=("affiliate_network_id",)),
     Dimension(
-        "country", "countryCode", ("countryCode", "countryName"), ("country-code", "countryCode")
+        "country",
+        "countryCode",
+        ("countryCode", "countryName"),
+        ("country-code", "countryCode"),
+        # `country-code` is what most clients send; S5 calls `country` invalid on /report.
+        ("country-code", "countryCode", "country"),
     ),
     Dimension("os", "os", ("os",)),
     Dimension("browser", "browser", ("browser",)),
@@ -66,6 +86,7 @@ DIMENSIONS: tuple[Dimension, ...] = (
             f"customVariable{n}",
             (f"customVariable{n}",),
             (f"customVariable{n}",),
+            (f"custom-variable-{n}", f"customVariable{n}"),
         )
         for n in range(1, 11)
     ),
@@ -137,14 +158,24 @@ def voluum_type(kind: str) -> dict:
 
 
 def account_columns(mappings: Mapping[str, str]) -> tuple[str, ...]:
-    """Numeric columns the account defined itself (custom formulas such as `CostPerFTD`)."""
+    """Numeric columns the account defined itself (custom formulas such as `CostPerFTD`).
+
+    `/column/info` also lists the time levels a report can be grouped by (`day`, `hour`,
+    `month`, `day-of-week`, ...): they are groupings, filled only when grouped by, never
+    columns, so they are left out whatever their spelling (case, `-`, `_` ignored).
+    """
     known = set(METRICS) | {f for d in DIMENSIONS for f in d.fields} | _ENTITY_ATTRIBUTES
     entity = re.compile(r"^(campaign|offer|lander|flow|trafficSource|affiliateNetwork)[A-Z]")
+    time_level = re.compile(
+        r"^(date|day|hour|minute|week|month|quarter|year|dayofweek|dayofmonth|dayofyear"
+        r"|hourofday|weekofyear|monthofyear)$"
+    )
     return tuple(
         key
         for key, kind in mappings.items()
         if key not in known
         and not entity.match(key)
+        and not time_level.match(re.sub(r"[-_ ]", "", key).lower())
         and voluum_type(kind) is not STRING
         and kind != "yesno"
     )
@@ -297,6 +328,8 @@ class ReportStream(WindowedStream):
 
     LOCAL_FIELDS = frozenset({BUCKET_KEY, "timeZone", "currency"})
     completer_fields = ("day", "hour")
+    columns_listed_only = True
+    distinct_rows = True
 
     @property
     def non_null_keys(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -307,14 +340,89 @@ class ReportStream(WindowedStream):
         """Every selected field but `hour`, which is a grouping, not a column."""
         return [field for field in self.api_fields if field != "hour"]
 
+    def sort_column(self) -> str | None:
+        """The first dimension's id: a total, stable order across pages."""
+        return self.definition.key_fields[0]
+
+    def protected_columns(self) -> frozenset[str]:
+        """Dimension fields and the time levels are never dropped on a hint."""
+        return frozenset((*self.definition.dimension_fields, "day", "hour"))
+
+    def group_by(self) -> list[str]:
+        """`groupBy` values in the spellings this run uses, the time level last."""
+        readings = self.readings
+        levels = [readings.spelling(d.group_by, d.candidates) for d in self.definition.dimensions]
+        time_level = [self.definition.granularity] if self.definition.time_in_group_by else []
+        return [*levels, *time_level]
+
     def window_params(self, window: Window) -> dict[str, Any]:
-        """Grouping, a stable sort, and the conversion time mode."""
+        """Grouping and the conversion time mode."""
         params = super().window_params(window)
-        params["groupBy"] = self.definition.group_by
-        params["sort"] = self.definition.key_fields[0]
+        params["groupBy"] = self.group_by()
         if self.config.get("conversion_time_mode"):
             params["conversionTimeMode"] = self.config["conversion_time_mode"]
         return params
+
+    def accepted(self, params: dict[str, Any]) -> None:
+        """The dimensions' spellings worked: keep them for the rest of the run."""
+        self.readings.confirm(d.group_by for d in self.definition.dimensions)
+
+    def remedies(self, params: dict[str, Any], text: str) -> list[Remedy]:
+        """The groupBy spellings first, unless the error points at sort or a column."""
+        others = super().remedies(params, text)
+        if "sort" in text.lower() or self.named_columns(params, text):
+            return [*others, self.respell_group_by]
+        return [self.respell_group_by, *others]
+
+    def respell_group_by(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+        """Find a spelling Voluum accepts for each dimension not yet confirmed.
+
+        Each candidate is tried alone in a one-row request, so the answer speaks of that
+        dimension only. True when a spelling changed; a dimension Voluum refuses in every
+        spelling fails the stream.
+        """
+        readings = self.readings
+        dims = [d for d in self.definition.dimensions if not readings.is_confirmed(d.group_by)]
+        dims.sort(
+            key=lambda d: not mentions(exc.detail, readings.spelling(d.group_by, d.candidates))
+        )
+        for dim in dims:
+            current = readings.spelling(dim.group_by, dim.candidates)
+            named = mentions(exc.detail, current)  # the answer names it: no need to ask again
+            index = self._accepted_spelling(dim, window, skip_current=named)
+            readings.use_spelling(dim.group_by, index)
+            if dim.candidates[index] != current:
+                self.note_reading(exc, f"groupBy={dim.candidates[index]} from now on")
+                return True
+        return False
+
+    def _accepted_spelling(self, dim: Dimension, window: Window, *, skip_current: bool) -> int:
+        start = self.candidates_from(dim)
+        for index in range(start + skip_current, len(dim.candidates)):
+            if self._probe(dim.candidates[index], window):
+                return index
+        tried = ", ".join(dim.candidates[start:])
+        msg = f"Voluum refuses to group by {dim.group_by} (groupBy tried: {tried})"
+        raise StreamFailure(msg)
+
+    def candidates_from(self, dim: Dimension) -> int:
+        """Index of the spelling in use: earlier ones were refused already."""
+        return dim.candidates.index(self.readings.spelling(dim.group_by, dim.candidates))
+
+    def _probe(self, spelling: str, window: Window) -> bool:
+        """Whether Voluum accepts `groupBy=<spelling>` (a one-row request, nothing else)."""
+        params: dict[str, Any] = {**window.params, "tz": str(self.config["timezone"])}
+        params.update({"groupBy": spelling, "limit": 1, "offset": 0})
+        prepared = self.build_prepared_request(
+            method="GET", url=f"{self.url_base}{self.path}", params=params
+        )
+        try:
+            self._fetch(prepared, None, PageToken(window, 0))
+        except VoluumAPIError as exc:
+            if exc.is_refused_parameter:
+                return False
+            raise
+        return True
 
     def completer(self, window: Window) -> Callable[[dict], None]:
         """Stamp each record with the start of its time bucket and its local day."""
@@ -338,7 +446,10 @@ class _BucketClock:
             if isinstance(value, str) and len(value) >= 10
             else self.window_day
         )
-        key = (day, _hour(record.get("hour")) if self.hourly else 0)
+        hour = _hour(record.get("hour")) if self.hourly else 0
+        if self.hourly:
+            record["hour"] = hour
+        key = (day, hour)
         start = self._cache.get(key)
         if start is None:
             local = datetime.combine(day, datetime.min.time()) + timedelta(hours=key[1])

@@ -2,19 +2,20 @@
 
 A window is `report_window_days` local days, `[start, end)` on whole hours of wall-clock
 time in `timezone` (Voluum reads `from`/`to` that way, so a local day may last 23 or 25
-hours). Pages of every window are requested through a bounded thread pool, but records
-and STATE come out strictly in window order, so a bookmark never covers a window that was
-not fully written.
+hours). Pages of every window go through the page scheduler (`page_scheduler.py`);
+records and STATE come out strictly in window order, and a window whose rows do not add
+up to Voluum's `totalRows` stops the stream before its STATE, so a bookmark never covers a
+window that was not fully written.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -23,14 +24,19 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import PageContext
 
 from tap_voluum.client import VoluumStream
+from tap_voluum.errors import StreamFailure, VoluumAPIError
+from tap_voluum.readings import Readings, mentions
+from tap_voluum.sdk_compat import send_request, write_state
+from tap_voluum.streams.page_scheduler import Page, PageScheduler, PageToken
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
-    import requests
     from singer_sdk.helpers.types import Context
 
 PARAM_FORMAT = "%Y-%m-%dT%H:00:00"
+MAX_READING_CHANGES = 12
+"""Changes of readings one request may go through before its stream gives up."""
 
 
 def page_decoder(fields: tuple[str, ...]) -> msgspec.json.Decoder:
@@ -69,12 +75,11 @@ class Window:
         return f"{self.start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M}"
 
 
-@dataclass(frozen=True)
-class PageToken:
-    """Which page of which window a request asks for."""
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
-    window: Window
-    offset: int
+    Remedy: TypeAlias = Callable[[Window, dict[str, Any], VoluumAPIError], bool]
+    """A change of reading after Voluum refused a parameter; False when it has none."""
 
 
 def parse_setting_datetime(value: str) -> datetime:
@@ -165,15 +170,34 @@ class WindowedStream(VoluumStream):
 
     @property
     def page_size(self) -> int:
-        """Rows per request (`page_size`)."""
+        """Rows asked for per request (`page_size`); Voluum may serve fewer."""
         return int(self.config["page_size"])
+
+    @property
+    def readings(self) -> Readings:
+        """How this run's Voluum reads parameters (shared by every stream)."""
+        return self.run.readings
+
+    columns_listed_only: ClassVar[bool] = False
+    """Ask only for columns `/column/info` listed (report columns)."""
+
+    def sort_column(self) -> str | None:
+        """The column pages are sorted by, for a stable order across pages."""
+        return None
 
     def window_params(self, window: Window) -> dict[str, Any]:
         """Query parameters for one window (without paging): range, zone, account options."""
         params: dict[str, Any] = {**window.params, "tz": str(self.config["timezone"])}
         params["include"] = "ALL"
-        params["direction"] = "ASC"
-        params["columns"] = self.requested_columns()
+        columns = self.readings.columns(
+            self.path, self.requested_columns(), listed_only=self.columns_listed_only
+        )
+        if columns:
+            params["columns"] = columns
+        sort = self.readings.sort(self.sort_column())
+        if sort:
+            params["sort"] = sort
+            params["direction"] = "ASC"
         if self.config.get("currency"):
             params["currency"] = self.config["currency"]
         if self.config.get("workspace_ids"):
@@ -188,24 +212,98 @@ class WindowedStream(VoluumStream):
         params["offset"] = next_page_token.offset
         return params
 
-    def fetch_page(self, context: Context | None, token: PageToken) -> requests.Response:
-        """Send one page request through the SDK's retrying request path."""
-        request = self.get_http_request(
-            page=PageContext(stream_context=context, next_page_token=token)
-        )
-        prepared = self.build_prepared_request(
-            method=request.method,
-            url=request.url,
-            params=request.encode_params(),
-            headers=request.headers,
-        )
-        return self._send(prepared, context)
+    def fetch_page(self, context: Context | None, token: PageToken) -> Page:
+        """One page, through the SDK's retries; a refused parameter reading is changed."""
+        readings = self.readings
+        for _ in range(MAX_READING_CHANGES):
+            version = readings.version
+            request = self.get_http_request(
+                page=PageContext(stream_context=context, next_page_token=token)
+            )
+            prepared = self.build_prepared_request(
+                method=request.method,
+                url=request.url,
+                params=request.encode_params(),
+                headers=request.headers,
+            )
+            try:
+                page = self._fetch(prepared, context, token)
+            except VoluumAPIError as exc:
+                if not exc.is_refused_parameter:
+                    raise
+                with readings.lock:
+                    if readings.version == version and not self.adapt(
+                        token.window, request.params, exc
+                    ):
+                        raise StreamFailure(f"{exc} (no other reading left to try)") from exc
+                continue
+            self.accepted(request.params)
+            return page
+        raise StreamFailure(f"{self.path}: Voluum kept refusing the parameters")
+
+    def _fetch_once(self, prepared: Any, context: Context | None, token: PageToken) -> Page:
+        response = send_request(self, prepared_request=prepared, context=context)
+        head = self.read_page(response)
+        with self._count_lock:
+            self._request_counter.increment()
+        return Page(token, response.content, head.totalRows, len(head.rows), head.totals)
+
+    # --- readings Voluum refused -----------------------------------------------------
+
+    def adapt(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+        """Change one refused parameter reading (sort, columns); False when none is left."""
+        return any(remedy(window, params, exc) for remedy in self.remedies(params, exc.detail))
+
+    def remedies(self, params: dict[str, Any], text: str) -> list[Remedy]:
+        """What to change, the one the error text points at first."""
+        if self.named_columns(params, text) and "sort" not in text.lower():
+            return [self.drop_columns, self.drop_sort]
+        return [self.drop_sort, self.drop_columns]
+
+    def protected_columns(self) -> frozenset[str]:
+        """Columns never dropped on a hint (the key and the time fields)."""
+        return frozenset(self.primary_keys or ())
+
+    def named_columns(self, params: dict[str, Any], text: str) -> list[str]:
+        """Requested columns an error text names (keys and the sort column excepted)."""
+        protected = self.protected_columns() | {params.get("sort")}
+        return [c for c in params.get("columns") or () if c not in protected and mentions(text, c)]
+
+    def drop_sort(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+        """Read without `sort` (pages are then checked for repeats and gaps)."""
+        sort = params.get("sort")
+        if not sort:
+            return False
+        self.readings.refuse_sort(sort)
+        self.note_reading(exc, f"reading without sort={sort} from now on")
+        return True
+
+    def drop_columns(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+        """Leave out the columns Voluum named, or the `columns` parameter altogether."""
+        if not params.get("columns"):
+            return False
+        named = self.named_columns(params, exc.detail)
+        self.readings.refuse_columns(self.path, named)
+        if self.readings.sends_columns(self.path):
+            self.note_reading(exc, f"leaving out columns {', '.join(named)} from now on")
+        else:
+            self.note_reading(exc, "leaving out the columns parameter from now on")
+        return True
+
+    def accepted(self, params: dict[str, Any]) -> None:
+        """Voluum answered a request built with these parameters."""
+
+    def note_reading(self, exc: VoluumAPIError, change: str) -> None:
+        """One INFO line per change of reading (a change holds for the rest of the run)."""
+        self.logger.info("%s: Voluum refused a parameter (%s); %s", self.name, exc, change)
 
     # --- records ---------------------------------------------------------------------
 
     LOCAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"timeZone", "currency"})
     """Fields the tap fills in itself; every other schema field is copied from Voluum."""
     non_null_keys: ClassVar[tuple[str, ...]] = ()
+    distinct_rows: ClassVar[bool] = False
+    """Rows are unique by primary key (report groups): repeats across pages are dropped."""
 
     @cached_property
     def api_fields(self) -> tuple[str, ...]:
@@ -235,9 +333,11 @@ class WindowedStream(VoluumStream):
     def _page_decoder(self) -> msgspec.json.Decoder:
         return page_decoder(self._row_fields)
 
-    def rows_of(self, window: Window, response: requests.Response) -> Iterable[dict]:
+    def rows_of(self, window: Window, page: Page) -> Iterable[dict]:
         """Decode the wanted fields of each row, complete them, stamp zone and currency."""
-        rows = self._page_decoder.decode(response.content).rows
+        rows = self._page_decoder.decode(page.body).rows
+        if page.keep is not None:
+            rows = rows[: page.keep]
         if not rows:
             return
         names = self._row_fields
@@ -260,146 +360,79 @@ class WindowedStream(VoluumStream):
 
     # --- the ordered, concurrent read ------------------------------------------------
 
-    def get_records(self, context: Context | None) -> Iterable[dict]:
+    def read_records(self, context: Context | None) -> Iterable[dict]:
         """Yield every window's records in order, with a STATE after each window."""
         windows = self.windows(context)
-        self._send = self.request_decorator(self._request)  # retries, as request_records does
         if not windows:
             self.logger.info("%s: nothing to read, the range is empty", self.name)
             return
+        self._fetch = self.request_decorator(self._fetch_once)  # the SDK's retries
+        self._count_lock = threading.Lock()
         workers = max(int(self.config["max_concurrency"]), 1)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
-            pages = _PagePlan(self, context, windows, pool, workers)
+        with (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool,
+            self.get_http_request_counter() as self._request_counter,
+        ):
+            scheduler = PageScheduler(
+                partial(self.fetch_page, context),
+                windows,
+                pool,
+                workers=workers,
+                page_size=self.page_size,
+            )
             try:
-                yield from self._read(pages)
+                yield from self._read(context, scheduler)
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
 
-    def _read(self, pages: _PagePlan) -> Iterator[dict]:
-        for window, responses in pages:
-            started = time.monotonic()
-            count, rows = 0, 0
-            for response in responses:
-                count += 1
-                for record in self.rows_of(window, response):
-                    rows += 1
-                    yield record
-            self._write_state_message()
-            self.logger.info(
-                "%s: window %d/%d %s done: %d rows, %d requests, %.2f s",
-                self.name,
-                window.index,
-                window.count,
-                window,
-                rows,
-                count,
-                time.monotonic() - started,
+    def _read(self, context: Context | None, scheduler: PageScheduler) -> Iterator[dict]:
+        for window, pages in scheduler:
+            bookmark = dict(self.get_context_state(context))
+            try:
+                yield from self._read_window(window, pages)
+            except BaseException:
+                # The window is not whole: the bookmark goes back to where it began.
+                state = self.get_context_state(context)
+                state.clear()
+                state.update(bookmark)
+                raise
+            write_state(self)
+
+    def _read_window(self, window: Window, pages: Iterator[Page]) -> Iterator[dict]:
+        started = time.monotonic()
+        count = received = rows = 0
+        total: int | None = None
+        seen: set[tuple] | None = set() if self.distinct_rows else None
+        for page in pages:
+            count += 1
+            if page.token.offset == 0:
+                total = page.total_rows
+            received += page.kept
+            for record in self.rows_of(window, page):
+                if seen is not None:
+                    key = tuple(record.get(k) for k in self.primary_keys)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                rows += 1
+                yield record
+        self._check_whole(window, total, received if seen is None else rows)
+        self.logger.info(
+            "%s: window %d/%d %s done: %d rows, %d requests, %.2f s",
+            self.name,
+            window.index,
+            window.count,
+            window,
+            rows,
+            count,
+            time.monotonic() - started,
+        )
+
+    def _check_whole(self, window: Window, total: int | None, rows: int) -> None:
+        """A window whose rows do not add up to Voluum's `totalRows` is never bookmarked."""
+        if total is not None and rows != total:
+            msg = (
+                f"window {window} is not whole: {rows} rows read but Voluum's totalRows "
+                f"says {total}; its state is not saved, run again"
             )
-
-
-@dataclass
-class _WindowPages:
-    window: Window
-    queue: deque[Future[requests.Response]]  # requested pages, in order, not yet consumed
-    offsets: deque[int] | None = None  # pages not yet requested; known once page 1 is in
-
-
-class _PagePlan:
-    """Requests the pages of the windows through a pool, handing them out in order.
-
-    The pool is kept busy (`workers + 2` requests queued or running) while the pages that
-    arrived and wait for their turn, plus those being read (at the largest page size seen),
-    stay under `MAX_BUFFERED_BYTES`; one request may always run. Room goes to the
-    earliest window first: its follow-up pages are asked for as soon as its first page
-    says how many there are, before the first pages of later windows.
-    """
-
-    MAX_BUFFERED_BYTES = 16 * 1024 * 1024
-    MAX_WINDOWS_AHEAD = 64
-
-    def __init__(
-        self,
-        stream: WindowedStream,
-        context: Context | None,
-        windows: list[Window],
-        pool: ThreadPoolExecutor,
-        workers: int,
-    ) -> None:
-        self.stream = stream
-        self.context = context
-        self.pending = iter(windows)
-        self.pool = pool
-        self.max_running = workers + 2
-        self.page_bytes = 0  # the largest page seen: answers being read take memory too
-        self.plan: deque[_WindowPages] = deque()
-
-    def __iter__(self) -> Iterator[tuple[Window, Iterator[requests.Response]]]:
-        self.top_up()
-        while self.plan:
-            entry = self.plan[0]
-            yield entry.window, self._pages_of(entry)
-            self.plan.popleft()
-            self.top_up()
-
-    def _pages_of(self, entry: _WindowPages) -> Iterator[requests.Response]:
-        while True:
-            if not entry.queue:
-                if not entry.offsets:
-                    return
-                entry.queue.append(self._submit(entry.window, entry.offsets.popleft()))
-            response = self._take(entry.queue[0])
-            entry.queue.popleft()
-            self.page_bytes = max(self.page_bytes, len(response.content))
-            if entry.offsets is None:
-                entry.offsets = page_offsets(response)
-            self.top_up()
-            yield response
-
-    def _take(self, future: Future[requests.Response]) -> requests.Response:
-        """Wait for one page, asking for more pages whenever another one comes in."""
-        while not future.done():
-            running = [f for e in self.plan for f in e.queue if not f.done()]
-            wait(running, return_when=FIRST_COMPLETED)
-            self.top_up()
-        return future.result()
-
-    def _submit(self, window: Window, offset: int) -> Future[requests.Response]:
-        token = PageToken(window, offset)
-        return self.pool.submit(self.stream.fetch_page, self.context, token)
-
-    def _has_room(self) -> bool:
-        running = buffered = 0
-        for entry in self.plan:
-            for future in entry.queue:
-                if not future.done():
-                    running += 1
-                elif future.exception() is None:
-                    buffered += len(future.result().content)
-        if running == 0:
-            return True
-        expected = buffered + (running + 1) * self.page_bytes
-        return running < self.max_running and expected < self.MAX_BUFFERED_BYTES
-
-    def top_up(self) -> None:
-        """Use the room: follow-up pages of the earliest windows, then new windows."""
-        for entry in self.plan:
-            first = entry.queue[0] if entry.queue else None
-            if entry.offsets is None and first and first.done() and first.exception() is None:
-                entry.offsets = page_offsets(first.result())
-                self.page_bytes = max(self.page_bytes, len(first.result().content))
-        while self._has_room():
-            unasked = next((e for e in self.plan if e.offsets), None)
-            if unasked is not None and unasked.offsets:
-                unasked.queue.append(self._submit(unasked.window, unasked.offsets.popleft()))
-            elif len(self.plan) < self.MAX_WINDOWS_AHEAD and (window := next(self.pending, None)):
-                self.plan.append(_WindowPages(window, deque([self._submit(window, 0)])))
-            else:
-                return
-
-
-def page_offsets(first: requests.Response) -> deque[int]:
-    """Offsets of the pages after the first, from its `totalRows` and (echoed) `limit`."""
-    head = getattr(first, "voluum_head", None)
-    total = (head.totalRows if head else None) or 0
-    limit = (head.limit if head else None) or 0
-    return deque(range(limit, total, limit) if limit > 0 else ())
+            raise StreamFailure(msg)
