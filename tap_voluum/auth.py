@@ -1,19 +1,17 @@
-"""Voluum access-key session: one login per process, refreshed before expiry and on 401."""
+"""Voluum access-key session: one login per tap, refreshed before expiry and on 401."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
-import backoff
 import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_voluum.errors import TRANSIENT_CODES, TRANSIENT_EXCEPTIONS, VoluumAuthError, voluum_error
+from tap_voluum.errors import TRANSIENT_CODES, VoluumAuthError, voluum_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,15 +34,12 @@ def parse_expiration(value: object, now: float) -> float:
 
 
 class VoluumSession(requests.auth.AuthBase):
-    """Shares one Voluum session token among every stream and thread of the process.
+    """Shares one Voluum session token among every stream and thread of a tap.
 
     The token is renewed a margin before `expirationTimestamp` (10 % of its lifetime, at
     most 10 minutes) and after a 401: `invalidate` forgets the token only if it is still
     the one that failed, so many requests meeting the same expired token cause one login.
     """
-
-    _sessions: ClassVar[dict[tuple[str, str, str], VoluumSession]] = {}
-    _sessions_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -54,7 +49,7 @@ class VoluumSession(requests.auth.AuthBase):
         http: requests.Session,
         *,
         timeout: float = 60.0,
-        max_tries: int = 6,
+        retry: Callable[[Callable[[], dict]], Callable[[], dict]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._login_url = api_url.rstrip("/") + LOGIN_PATH
@@ -62,26 +57,12 @@ class VoluumSession(requests.auth.AuthBase):
         self._access_key = access_key
         self._http = http
         self._timeout = timeout
-        self._max_tries = max_tries
+        self._retry = retry or (lambda func: func)
         self._clock = clock
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
         self.logins = 0
-
-    @classmethod
-    def shared(
-        cls, api_url: str, access_id: str, access_key: str, http: requests.Session, **kwargs: float
-    ) -> VoluumSession:
-        """Return the process-wide session for these credentials, creating it once."""
-        digest = hashlib.sha256(access_key.encode()).hexdigest()
-        key = (api_url.rstrip("/"), access_id, digest)
-        with cls._sessions_lock:
-            session = cls._sessions.get(key)
-            if session is None:
-                session = cls(api_url, access_id, access_key, http, **kwargs)  # type: ignore[arg-type]
-                cls._sessions[key] = session
-            return session
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         """Attach a live token to the request."""
@@ -115,13 +96,6 @@ class VoluumSession(requests.auth.AuthBase):
         self.logins += 1
 
     def _post_login(self) -> dict:
-        @backoff.on_exception(
-            backoff.expo,
-            TRANSIENT_EXCEPTIONS,
-            max_tries=self._max_tries,
-            factor=0.5,
-            max_value=30,
-        )
         def attempt() -> dict:
             response = self._http.post(
                 self._login_url,
@@ -130,11 +104,11 @@ class VoluumSession(requests.auth.AuthBase):
                 ),
                 headers={"Content-Type": "application/json; charset=utf-8"},
                 timeout=self._timeout,
-                auth=_no_token,  # the shared session's own auth is this object
+                auth=_no_token,  # the session's own auth is this object
             )
             return self._check_login(response)
 
-        return attempt()
+        return self._retry(attempt)()
 
     @staticmethod
     def _check_login(response: requests.Response) -> dict:

@@ -6,17 +6,20 @@ import ipaddress
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import click
 import requests
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+from singer_sdk.tap_base import CliTestOptionValue
 
-from tap_voluum.client import VoluumStream, decoded, extract_list
+from tap_voluum.client import VoluumClient, extract_list
 from tap_voluum.errors import (
     DeniedEndpointError,
     VoluumAuthError,
@@ -24,15 +27,18 @@ from tap_voluum.errors import (
     VoluumError,
 )
 from tap_voluum.readings import SyncRun
+from tap_voluum.streams.base import VoluumStream
+from tap_voluum.streams.columns import ReportColumnsStream
 from tap_voluum.streams.conversions import ConversionsStream
 from tap_voluum.streams.entities import ENTITY_STREAMS
 from tap_voluum.streams.event_log import EventLogStream
 from tap_voluum.streams.live import LiveClicksStream, LiveVisitsStream
+from tap_voluum.streams.reconcile import MODES as RECONCILE_MODES
 from tap_voluum.streams.reports import BUILT_IN_REPORTS, ReportStream, custom_report_definitions
 from tap_voluum.streams.windows import parse_setting_datetime
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 MAX_PAGE_SIZE = 100_000
 
@@ -148,6 +154,16 @@ class TapVoluum(Tap):
             description="Extra report streams: name, group_by (1-3 levels), columns, granularity.",
         ),
         th.Property(
+            "reconcile",
+            th.StringType,
+            default="warn",
+            allowed_values=list(RECONCILE_MODES),
+            description=(
+                "Check every report window against Voluum's totals: warn, fail (the stream "
+                "stops before that window's state) or off."
+            ),
+        ),
+        th.Property(
             "max_concurrency",
             th.IntegerType,
             default=8,
@@ -172,6 +188,7 @@ class TapVoluum(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._strict = kwargs.get("validate_config", True)
         self.run = SyncRun()
+        self._client: VoluumClient | None = None
         super().__init__(*args, **kwargs)
         if self._strict:
             check_settings(self.config)
@@ -180,6 +197,7 @@ class TapVoluum(Tap):
         """Entities, built-in and custom reports, conversions, live events and the event log."""
         fixed: tuple[type[VoluumStream], ...] = (
             *ENTITY_STREAMS,
+            ReportColumnsStream,
             ConversionsStream,
             LiveClicksStream,
             LiveVisitsStream,
@@ -188,42 +206,72 @@ class TapVoluum(Tap):
         streams: list[Stream] = [stream_class(tap=self) for stream_class in fixed]
         taken = {stream.name for stream in streams} | {d.name for d in BUILT_IN_REPORTS}
         custom = custom_report_definitions(self.config.get("custom_reports") or [], taken)
-        columns = self.column_info(streams[0]) if self._strict else {}
+        mappings = self.column_mappings() if self._strict else []
+        columns = {str(m["key"]): str(m.get("type") or "") for m in mappings}
+        labels = {str(m["key"]): str(m["label"]) for m in mappings if m.get("label")}
         self.run.readings.column_keys = frozenset(columns) if columns else None
-        streams += [ReportStream(self, d, columns) for d in (*BUILT_IN_REPORTS, *custom)]
+        streams += [ReportStream(self, d, columns, labels) for d in (*BUILT_IN_REPORTS, *custom)]
         for stream in streams:
             assert isinstance(stream, VoluumStream)
             stream.run = self.run
+            stream.client = self.client
         return streams
 
-    def column_info(self, stream: Stream) -> dict[str, str]:
-        """Voluum's column types (`/column/info`), or {} with a warning when it cannot be read."""
-        check_settings(self.config)
-        assert isinstance(stream, VoluumStream)
+    @property
+    def client(self) -> VoluumClient:
+        """The tap's own HTTP session, rate limiter and access-key session (never shared)."""
+        if self._client is None:
+            check_settings(self.config)
+            self._client = VoluumClient(self.config)
+        return self._client
+
+    def column_mappings(self) -> list[dict]:
+        """Voluum's column dictionary (`/column/info`), or [] when this account has none.
+
+        A refusal (4xx) or an API that keeps failing (5xx) leaves the built-in types, with
+        a warning; a rejected key or an unreachable API ends the run.
+        """
         try:
-            response = stream.requests_session.get(
-                f"{stream.url_base}/column/info", auth=stream.authenticator, timeout=stream.timeout
-            )
-            stream.validate_response(response)
-            mappings = extract_list(decoded(response), "columnMappings")
+            payload = self.client.get_json("/column/info")
         except (VoluumAuthError, DeniedEndpointError):
             raise
-        except (FatalAPIError, RetriableAPIError, requests.RequestException) as exc:
+        except (VoluumError, RetriableAPIError) as exc:
             self.logger.warning(
                 "column types from /column/info unavailable (%s): using built-in types", exc
             )
-            return {}
-        return {
-            str(m["key"]): str(m.get("type") or "")
-            for m in mappings
-            if isinstance(m, dict) and m.get("key")
-        }
+            return []
+        mappings = extract_list(payload, "columnMappings")
+        return [m for m in mappings if isinstance(m, dict) and m.get("key")]
 
     def log_in(self) -> None:
         """Open the access-key session, so a rejected key stops the run before any data request."""
-        stream = next(iter(self.streams.values()))
-        if isinstance(stream, VoluumStream):
-            stream.authenticator.token()
+        self.client.session.token()
+
+    def test_connection(self) -> None:
+        """Log in, read one record of every stream, and end with one line saying so."""
+        self.log_in()
+        streams = [s for s in self.streams.values() if isinstance(s, VoluumStream)]
+        for stream in streams:
+            stream.selected = True
+            stream.connection_test = True
+        for stream in streams:
+            context = self._test_context(stream)
+            next(iter(stream.get_records(context)), None)
+        if self.run.failures:
+            fail(f"connection test failed: {self.run.summary()}")
+        self.logger.info("connection test passed: logged in, %d streams readable", len(streams))
+
+    def _test_context(self, stream: VoluumStream) -> dict | None:
+        """A child stream's context from its parent's first record (e.g. a campaign)."""
+        parent_type = stream.parent_stream_type
+        if parent_type is None:
+            return None
+        parent = next(s for s in self.streams.values() if isinstance(s, parent_type))
+        assert isinstance(parent, VoluumStream)
+        for record in parent.read_records(None):
+            for context in parent.generate_child_contexts(record, None) or ():
+                return dict(context or {})
+        return None
 
     @classmethod
     def invoke(  # type: ignore[override]
@@ -236,7 +284,7 @@ class TapVoluum(Tap):
         catalog: IO[str] | None = None,
     ) -> None:
         """Sync as `Tap.invoke` does, logging in first; errors end in one line and exit 1."""
-        try:
+        with one_line_errors():
             super(Tap, cls).invoke(about=about, about_format=about_format)  # --about
             cls.print_version(print_fn=cls.logger.info)
             tap = cls(
@@ -249,20 +297,49 @@ class TapVoluum(Tap):
             tap.log_in()
             try:
                 tap.sync_all()
-                if tap.run.failures:
-                    fail(tap.run.summary())
             except SystemExit as exc:
                 # The SDK's SIGTERM/SIGINT handler writes the state, then exits 0: a run
                 # cut short must not look like a finished one to Meltano.
                 if exc.code in (0, None):
                     fail("stopped by a signal; the state written so far is valid: run again")
                 raise
-        except ConfigValidationError as exc:
-            fail(f"invalid settings: {'; '.join(exc.errors) or exc}")
-        except (VoluumError, FatalAPIError, RetriableAPIError) as exc:
-            fail(str(exc))
-        except requests.RequestException as exc:
-            fail(f"could not reach Voluum: {type(exc).__name__}")
+            if tap.run.failures:
+                fail(tap.run.summary())
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """`--discover`, a rejected key or a bad setting ending in one line."""
+        with one_line_errors():
+            super().cb_discover(ctx, param, value)
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """`--test`: our connection test (one closing line); errors end in one line."""
+        with one_line_errors():
+            if value != CliTestOptionValue.All.value:
+                super().cb_test(ctx, param, value)  # disabled, or `--test=schema`
+                return
+            config = ctx.params.get("config")
+            tap = cls(
+                config=config.config if config else None,
+                parse_env_config=bool(config and config.parse_env),
+                validate_config=True,
+            )
+            tap.test_connection()
+        ctx.exit()
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn the errors a user can meet into one line and exit 1, without a traceback."""
+    try:
+        yield
+    except ConfigValidationError as exc:
+        fail(f"invalid settings: {'; '.join(exc.errors) or exc}")
+    except (VoluumError, FatalAPIError, RetriableAPIError) as exc:
+        fail(str(exc))
+    except requests.RequestException as exc:
+        fail(f"could not reach Voluum: {type(exc).__name__}")
 
 
 def fail(message: str) -> None:

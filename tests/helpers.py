@@ -74,9 +74,15 @@ def run_tap(
     config: dict, streams: set[str], state: dict | None = None, deselect: tuple[str, ...] = ()
 ) -> SyncResult:
     """Sync the given streams in this process and collect the messages."""
+    return sync(
+        TapVoluum(config=config, state=state, catalog=catalog_for(config, streams, deselect))
+    )
+
+
+def sync(tap: TapVoluum) -> SyncResult:
+    """Run a built tap's sync in this process and collect the messages."""
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     err = io.StringIO()
-    tap = TapVoluum(config=config, state=state, catalog=catalog_for(config, streams, deselect))
     with redirect_stdout(out), redirect_stderr(err):
         tap.sync_all()
     out.flush()

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from tap_voluum.auth import VoluumSession
 from tap_voluum.client import RateLimiter, VoluumHTTP
+from tap_voluum.tap import TapVoluum
 from tests.conftest import config_for
-from tests.helpers import run_cli, run_tap
+from tests.helpers import SyncResult, catalog_for, run_cli, run_tap, sync
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,8 +29,15 @@ def new_session(server: SandboxServer, clock=time.time) -> VoluumSession:
     return VoluumSession(server.url, server.access_id, server.access_key, http, clock=clock)
 
 
+def synced(config: dict, streams: set[str], server: SandboxServer) -> SyncResult:
+    """Sync with a tap of its own, the sandbox's log cleared after discovery."""
+    tap = TapVoluum(config=config, catalog=catalog_for(config, streams))
+    server.clear_requests()
+    return sync(tap)
+
+
 def test_login_sets_the_token_header_on_every_request(fresh_sandbox: SandboxServer) -> None:
-    result = run_tap(config_for(fresh_sandbox), {"campaigns", "offers", "landers"})
+    result = synced(config_for(fresh_sandbox), {"campaigns", "offers", "landers"}, fresh_sandbox)
     assert len(result.records["campaigns"]) == len(fresh_sandbox.dataset.entities("campaign"))
     assert len(logins(fresh_sandbox)) == 1
     others = [r for r in fresh_sandbox.requests if r["path"] not in (LOGIN, "/column/info")]
@@ -51,17 +59,23 @@ def test_token_is_renewed_a_margin_before_expiry(fresh_sandbox: SandboxServer) -
     assert session.logins == 2
 
 
+def synced_after_expiry(config: dict, streams: set[str], server: SandboxServer) -> SyncResult:
+    """Sync with a tap whose session token Voluum expired after the tap logged in."""
+    tap = TapVoluum(config=config, catalog=catalog_for(config, streams))
+    tap.log_in()
+    server.expire_tokens()
+    server.clear_requests()
+    return sync(tap)
+
+
 def test_a_401_causes_one_relogin_and_the_request_is_retried(fresh_sandbox: SandboxServer) -> None:
-    config = config_for(fresh_sandbox)
-    run_tap(config, {"campaigns"})
-    fresh_sandbox.expire_tokens()
-    fresh_sandbox.clear_requests()
-    result = run_tap(config, {"campaigns", "offers"})
+    result = synced_after_expiry(config_for(fresh_sandbox), {"campaigns", "offers"}, fresh_sandbox)
     assert len(result.records["offers"]) == len(fresh_sandbox.dataset.entities("offer"))
     statuses = [(r["path"], r["status"]) for r in fresh_sandbox.requests]
-    # The first call after the expiry (discovery's /column/info) meets the 401.
-    assert [s for s in statuses if s[1] == 401] == [("/column/info", 401)]
-    assert statuses[1:3] == [(LOGIN, 200), ("/column/info", 200)], "re-login, then the retry"
+    # The first call after the expiry meets the 401, then one re-login and the retry.
+    refused = [s for s in statuses if s[1] == 401]
+    assert refused == [statuses[0]]
+    assert statuses[1:3] == [(LOGIN, 200), (statuses[0][0], 200)], "re-login, then the retry"
     assert len(logins(fresh_sandbox)) == 1
     assert statuses[-1] == ("/offer", 200)
 
@@ -70,10 +84,7 @@ def test_concurrent_requests_meeting_an_expired_token_cause_one_login(
     fresh_sandbox: SandboxServer,
 ) -> None:
     config = config_for(fresh_sandbox, max_concurrency=8, report_window_days=1)
-    run_tap(config, {"campaigns"})
-    fresh_sandbox.expire_tokens()
-    fresh_sandbox.clear_requests()
-    result = run_tap(config, {"campaign_report"})
+    result = synced_after_expiry(config, {"campaign_report"}, fresh_sandbox)
     assert result.records["campaign_report"]
     assert len(logins(fresh_sandbox)) == 1
     unauthorized = [r for r in fresh_sandbox.requests if r["status"] == 401]
@@ -107,11 +118,21 @@ def test_threads_share_one_login(fresh_sandbox: SandboxServer) -> None:
     assert session.logins == 2
 
 
-def test_streams_share_the_process_wide_session(fresh_sandbox: SandboxServer) -> None:
+def test_streams_of_a_tap_share_one_login_and_taps_share_nothing(
+    fresh_sandbox: SandboxServer,
+) -> None:
     config = config_for(fresh_sandbox)
-    run_tap(config, {"campaigns", "offers", "flows", "traffic_sources"})
+    synced(config, {"campaigns", "offers", "flows", "traffic_sources"}, fresh_sandbox)
+    assert len(logins(fresh_sandbox)) == 1, "one login for every stream of a tap"
     run_tap(config, {"landers", "affiliate_networks"})
-    assert len(logins(fresh_sandbox)) == 1
+    assert len(logins(fresh_sandbox)) == 3, "discovery's tap and the sync's tap log in apart"
+    first, second = TapVoluum(config=config), TapVoluum(config={**config, "max_concurrency": 2})
+    assert first.client is not second.client
+    assert first.client.session is not second.client.session
+    assert first.client.limiter is not second.client.limiter
+    assert first.client.http is not second.client.http
+    assert first.streams["offers"].requests_session is first.client.http
+    assert second.streams["campaign_report"].authenticator is second.client.session
 
 
 def test_wrong_credentials_end_in_one_line_without_secret(

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import jsonschema
 import pytest
 
-from tap_voluum.client import PageHead, VoluumStream
+from tap_voluum.client import PageHead
+from tap_voluum.streams.base import VoluumStream
 from tap_voluum.sandbox import DIALECTS, Dataset, SandboxServer
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_cli, run_tap

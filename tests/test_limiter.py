@@ -16,12 +16,12 @@ from tap_voluum.client import (
     DENIED_ENDPOINTS,
     RateLimiter,
     VoluumHTTP,
-    VoluumStream,
-    _waits,
     is_denied,
     retry_after_seconds,
+    retry_waits,
 )
 from tap_voluum.errors import DeniedEndpointError
+from tap_voluum.streams.base import VoluumStream
 from tap_voluum.tap import TapVoluum
 
 
@@ -141,7 +141,7 @@ def test_retry_after_as_an_http_date_counts_from_the_clock(monkeypatch: pytest.M
 
 
 def test_waits_double_from_half_a_second_up_to_the_cap() -> None:
-    waits = _waits()
+    waits = retry_waits()
     assert next(waits) == 0.0  # backoff primes the generator
     failure = RetriableAPIError("GET /report: HTTP 503", answer(503))
     got = [waits.send(failure) for _ in range(9)]
@@ -149,7 +149,7 @@ def test_waits_double_from_half_a_second_up_to_the_cap() -> None:
 
 
 def test_retry_after_replaces_the_computed_wait() -> None:
-    waits = _waits()
+    waits = retry_waits()
     next(waits)
     assert waits.send(RetriableAPIError("429", answer(429, "7"))) == 7.0
     assert waits.send(RetriableAPIError("503", answer(503))) == 1.0  # the second retry

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tap_voluum.sandbox import Dataset, SandboxServer
-from tap_voluum.sandbox import server as sandbox_server
+from tap_voluum.sandbox import auth as sandbox_auth
 from tap_voluum.sandbox.data import CONVERSION_TYPES
 
 START = date(2026, 2, 20)
@@ -182,7 +182,7 @@ class FrozenTime:
 
 def test_login_access_key_and_password(srv: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
     issued = datetime(2026, 3, 8, 12, 0, 0, 250_000, tzinfo=ZoneInfo("UTC"))
-    monkeypatch.setattr(sandbox_server, "time", FrozenTime(issued.timestamp()))
+    monkeypatch.setattr(sandbox_auth, "time", FrozenTime(issued.timestamp()))
     for path, body in (
         ("/auth/access/session", {"accessId": srv.access_id, "accessKey": srv.access_key}),
         ("/auth/session", {"email": srv.email, "password": srv.password}),

@@ -12,20 +12,19 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .data import Dataset, canonical_dimension, tz_context
-from .reports import (
-    CONVERSION_SORTABLE,
-    DEFAULT_LIMIT,
-    ApiError,
-    ReportEngine,
-    ReportQuery,
-    ReportResult,
-    column_mappings,
-    first,
-    many,
-)
+from .aggregation import ReportResult
+from .catalog import canonical_dimension
+from .columns import column_mappings
+from .conversion_report import CONVERSION_SORTABLE
+from .query import DEFAULT_LIMIT, ReportQuery, first, many
+from .responses import ApiError
+from .timezones import tz_context
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .reports import ReportEngine
 
 DIALECTS: tuple[str, ...] = (
     "changes_object",

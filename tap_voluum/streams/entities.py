@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from singer_sdk import SchemaDirectory, StreamSchema
 
 from tap_voluum import schemas
-from tap_voluum.client import VoluumStream
+from tap_voluum.streams.base import VoluumStream
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

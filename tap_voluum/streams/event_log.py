@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 from singer_sdk.pagination import BaseAPIPaginator
 
-from tap_voluum.client import VoluumStream, decoded, extract_list
+from tap_voluum.client import decoded, extract_list
 from tap_voluum.errors import VoluumAPIError
+from tap_voluum.streams.base import VoluumStream
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

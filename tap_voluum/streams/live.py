@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from tap_voluum.client import VoluumStream
+from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.conversions import voluum_timestamp
 from tap_voluum.streams.entities import CampaignsStream
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tap_voluum.errors import StreamFailure, VoluumAPIError, VoluumConfigError
 from tap_voluum.readings import mentions
 from tap_voluum.streams.page_scheduler import PageToken
+from tap_voluum.streams.reconcile import Reconciler
 from tap_voluum.streams.windows import Window, WindowedStream, aware
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ NUMBER_METRICS = (
     *(f"customRevenue{n}" for n in range(1, CUSTOM_SLOTS + 1)),
 )
 METRICS = INTEGER_METRICS + NUMBER_METRICS
+_CUSTOM_COLUMN = re.compile(r"^custom(Conversions|Revenue)\d+$")
 _TEXT_COLUMN = re.compile(r"(Id|Name|Url|Notes|Country|Code|Type|Status|Tags)$")
 
 
@@ -289,19 +291,28 @@ class ReportStream(WindowedStream):
     replication_key = BUCKET_KEY
 
     def __init__(
-        self, tap: Tap, definition: ReportDefinition, column_info: Mapping[str, str] | None = None
+        self,
+        tap: Tap,
+        definition: ReportDefinition,
+        column_info: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.definition = definition
-        schema = self.report_schema(definition, column_info or {})
+        schema = self.report_schema(definition, column_info or {}, labels or {})
         super().__init__(tap, name=definition.name, schema=schema)
         self.primary_keys = (BUCKET_KEY, *definition.key_fields)
 
     @staticmethod
-    def report_schema(definition: ReportDefinition, column_info: Mapping[str, str]) -> dict:
+    def report_schema(
+        definition: ReportDefinition,
+        column_info: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
+    ) -> dict:
         """Bucket, day/hour, dimension fields, the chosen columns, time zone and currency.
 
         `column_info` (key -> Voluum type, from `/column/info`) types the columns and adds
-        the account's own numeric columns to reports that keep every metric.
+        the account's own numeric columns to reports that keep every metric; `labels`
+        (key -> label) name custom conversions in their description ("LEAD").
         """
         properties: dict[str, dict] = {
             BUCKET_KEY: {"type": ["string"], "format": "date-time"},
@@ -316,6 +327,10 @@ class ReportStream(WindowedStream):
             columns += account_columns(column_info)
         for column in columns:
             properties.setdefault(column, column_type(column, column_info))
+            label = (labels or {}).get(column)
+            if label and _CUSTOM_COLUMN.match(column):
+                description = f"{label}: {column} in this Voluum account"
+                properties[column] = {**properties[column], "description": description}
         properties["timeZone"] = STRING
         properties["currency"] = STRING
         return {"type": "object", "properties": properties}
@@ -427,6 +442,12 @@ class ReportStream(WindowedStream):
     def completer(self, window: Window) -> Callable[[dict], None]:
         """Stamp each record with the start of its time bucket and its local day."""
         return _BucketClock(self, window).stamp
+
+    def make_reconciler(self) -> Reconciler | None:
+        """Each window's selected summable metrics against Voluum's totals (`reconcile`)."""
+        mode = str(self.config.get("reconcile") or "warn")
+        reconciler = Reconciler(self.name, self.api_fields, mode, self.logger)
+        return reconciler if reconciler.enabled else None
 
 
 class _BucketClock:

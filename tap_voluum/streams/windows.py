@@ -23,11 +23,12 @@ import msgspec
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import PageContext
 
-from tap_voluum.client import VoluumStream
 from tap_voluum.errors import StreamFailure, VoluumAPIError
 from tap_voluum.readings import Readings, mentions
 from tap_voluum.sdk_compat import send_request, write_state
+from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.page_scheduler import Page, PageScheduler, PageToken
+from tap_voluum.streams.reconcile import Reconciler
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -163,8 +164,9 @@ class WindowedStream(VoluumStream):
         return max(first, day - timedelta(days=back))
 
     def windows(self, context: Context | None) -> list[Window]:
-        """The windows this sync reads."""
-        return make_windows(self.range_start_day(context), self.range_end(), self.window_days)
+        """The windows this sync reads (the last one alone for `--test`)."""
+        windows = make_windows(self.range_start_day(context), self.range_end(), self.window_days)
+        return windows[-1:] if self.connection_test else windows
 
     # --- requests --------------------------------------------------------------------
 
@@ -178,6 +180,7 @@ class WindowedStream(VoluumStream):
         """How this run's Voluum reads parameters (shared by every stream)."""
         return self.run.readings
 
+    reconciler: Reconciler | None = None
     columns_listed_only: ClassVar[bool] = False
     """Ask only for columns `/column/info` listed (report columns)."""
 
@@ -368,6 +371,9 @@ class WindowedStream(VoluumStream):
             return
         self._fetch = self.request_decorator(self._fetch_once)  # the SDK's retries
         self._count_lock = threading.Lock()
+        self.reconciler = self.make_reconciler()
+        self._started = time.monotonic()
+        self.log_plan(windows)
         workers = max(int(self.config["max_concurrency"]), 1)
         with (
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool,
@@ -384,6 +390,28 @@ class WindowedStream(VoluumStream):
                 yield from self._read(context, scheduler)
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
+        if self.reconciler:
+            self.reconciler.summary()
+
+    def make_reconciler(self) -> Reconciler | None:
+        """What checks each window against Voluum's totals (report streams only)."""
+        return None
+
+    def log_plan(self, windows: list[Window]) -> None:
+        """One INFO line: the range, the windows, the requests at least, the time at least."""
+        rate = float(self.config["max_requests_per_second"])
+        self.logger.info(
+            "%s: plan: %s → %s, %d window%s, at least %d request%s, at least %s at %g requests/s",
+            self.name,
+            f"{windows[0].start:%Y-%m-%d %H:%M}",
+            f"{windows[-1].end:%Y-%m-%d %H:%M}",
+            len(windows),
+            "" if len(windows) == 1 else "s",
+            len(windows),
+            "" if len(windows) == 1 else "s",
+            _duration(len(windows) / rate),
+            rate,
+        )
 
     def _read(self, context: Context | None, scheduler: PageScheduler) -> Iterator[dict]:
         for window, pages in scheduler:
@@ -396,17 +424,20 @@ class WindowedStream(VoluumStream):
                 state.clear()
                 state.update(bookmark)
                 raise
-            write_state(self)
+            if not self.connection_test:
+                write_state(self)
 
     def _read_window(self, window: Window, pages: Iterator[Page]) -> Iterator[dict]:
         started = time.monotonic()
         count = received = rows = 0
-        total: int | None = None
+        first: Page | None = None
         seen: set[tuple] | None = set() if self.distinct_rows else None
+        reconciler = self.reconciler
+        if reconciler:
+            reconciler.start_window()
         for page in pages:
             count += 1
-            if page.token.offset == 0:
-                total = page.total_rows
+            first = first or page
             received += page.kept
             for record in self.rows_of(window, page):
                 if seen is not None:
@@ -414,18 +445,29 @@ class WindowedStream(VoluumStream):
                     if key in seen:
                         continue
                     seen.add(key)
+                if reconciler:
+                    reconciler.add(record)
                 rows += 1
                 yield record
+        total = first.total_rows if first else None
         self._check_whole(window, total, received if seen is None else rows)
+        if reconciler and first:
+            reconciler.check(f"{window.start:%Y-%m-%d}", first.totals)
+        self._log_progress(window, rows, count, time.monotonic() - started)
+
+    def _log_progress(self, window: Window, rows: int, requests: int, seconds: float) -> None:
+        """One INFO line per window: rows, requests, time, and the time left at this pace."""
+        pace = (time.monotonic() - self._started) / window.index
         self.logger.info(
-            "%s: window %d/%d %s done: %d rows, %d requests, %.2f s",
+            "%s: window %d/%d %s done: %d rows, %d requests, %.2f s; about %s left",
             self.name,
             window.index,
             window.count,
             window,
             rows,
-            count,
-            time.monotonic() - started,
+            requests,
+            seconds,
+            _duration(pace * (window.count - window.index)),
         )
 
     def _check_whole(self, window: Window, total: int | None, rows: int) -> None:
@@ -436,3 +478,13 @@ class WindowedStream(VoluumStream):
                 f"says {total}; its state is not saved, run again"
             )
             raise StreamFailure(msg)
+
+
+def _duration(seconds: float) -> str:
+    """`42 s`, `3 min 20 s`, `2 h 05 min`."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{max(seconds, 0):.0f} s" if seconds >= 1 else f"{max(seconds, 0):.1f} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"

@@ -1,0 +1,222 @@
+"""The base of every tap-voluum stream: the SDK's hooks, answered by the tap's client.
+
+Requests are limited, retried, checked and decoded by `tap_voluum.client` (one client per
+tap); this class plugs that policy into the SDK's extension points (`requests_session`,
+`authenticator`, `validate_response`, `request_decorator` and the backoff hooks) and
+adds two things of its own: endpoints some accounts lack (a 403/404 means an empty
+stream, said once), and a failure that stops one stream, not the run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from singer_sdk import RESTStream
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.pagination import SinglePagePaginator
+
+from tap_voluum.client import (
+    PageHead,
+    RateLimiter,
+    VoluumClient,
+    VoluumHTTP,
+    api_error,
+    decoded,
+    error_message,
+    extract_list,
+    jitter,
+    retry_line,
+    retry_waits,
+    retrying,
+    where,
+)
+from tap_voluum.errors import (
+    DeniedEndpointError,
+    VoluumAPIError,
+    VoluumAuthError,
+    VoluumConfigError,
+    VoluumError,
+)
+from tap_voluum.readings import SyncRun
+
+if TYPE_CHECKING:
+    from collections.abc import Generator, Iterable
+
+    import requests
+    from backoff.types import Details
+    from singer_sdk.helpers.types import Context
+    from singer_sdk.pagination import BaseAPIPaginator
+
+    from tap_voluum.auth import VoluumSession
+
+# Errors that end the whole run: every stream would meet them too.
+RUN_ENDING_ERRORS = (VoluumAuthError, VoluumConfigError, DeniedEndpointError)
+
+
+class VoluumStream(RESTStream[Any]):
+    """Base for every tap-voluum stream."""
+
+    records_key: ClassVar[str | None] = None
+    """Key of the list in Voluum's wrapper object (`{"campaigns": [...]}`)."""
+
+    decode_rows_later: ClassVar[bool] = False
+    """Report pages: checked and counted in the worker (`PageHead`), rows decoded later."""
+
+    absent_means: ClassVar[str | None] = None
+    """For endpoints some accounts lack: what a 403/404 there means (the stream is empty)."""
+    ABSENT_STATUSES: ClassVar[tuple[int, ...]] = (403, 404)
+    endpoint_absent = False
+
+    failure: str | None = None
+    """Why this stream stopped, once it did; the run then exits 1 at the end."""
+    connection_test = False
+    """`--test`: read a little, write no state."""
+
+    # --- what the tap gives every stream ----------------------------------------------
+
+    @property
+    def client(self) -> VoluumClient:
+        """The tap's client (HTTP session, limiter, access-key session); set by the tap."""
+        client = self.__dict__.get("_client")
+        if client is None:
+            client = self.__dict__["_client"] = VoluumClient(self.config)
+        return client
+
+    @client.setter
+    def client(self, value: VoluumClient) -> None:
+        self.__dict__["_client"] = value
+
+    @property
+    def run(self) -> SyncRun:
+        """Readings and failures shared by the streams of this tap; set by the tap."""
+        run = self.__dict__.get("_run")
+        if run is None:
+            run = self.__dict__["_run"] = SyncRun()
+        return run
+
+    @run.setter
+    def run(self, value: SyncRun) -> None:
+        self.__dict__["_run"] = value
+
+    # --- the SDK's hooks ----------------------------------------------------------------
+
+    @property
+    def url_base(self) -> str:
+        """Voluum's API root, `https://api.voluum.com` unless `api_url` says otherwise."""
+        return self.client.api_url
+
+    @property
+    def requests_session(self) -> VoluumHTTP:
+        """The tap's rate-limited session."""
+        return self.client.http
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The tap's rate limiter, shared by all its streams."""
+        return self.client.limiter
+
+    @property
+    def authenticator(self) -> VoluumSession:
+        """The tap's access-key session."""
+        return self.client.session
+
+    @property
+    def timeout(self) -> int:
+        """Seconds to wait for one answer (`request_timeout`)."""
+        return self.client.timeout
+
+    @property
+    def http_headers(self) -> dict:
+        """Headers Voluum's clients send on every call."""
+        return {"Accept": "application/json", "User-Agent": self.user_agent}
+
+    def get_new_paginator(self) -> BaseAPIPaginator:
+        """Entity lists come in one page."""
+        return SinglePagePaginator()
+
+    def validate_response(self, response: requests.Response) -> None:
+        """The client's checks; a 403/404 from an endpoint this account lacks is no error."""
+        if self.absent_means and response.status_code in self.ABSENT_STATUSES:
+            return
+        self.client.check(response, body=not self.decode_rows_later)
+
+    def read_page(self, response: requests.Response) -> PageHead:
+        """Paging figures, totals and row count of a report page (body checked)."""
+        return self.client.read_page(response)
+
+    def api_error(self, response: requests.Response) -> VoluumAPIError:
+        """A fatal error with Voluum's status and code."""
+        return api_error(response)
+
+    def response_error_message(self, response: requests.Response) -> str:
+        """One line: endpoint (no query string), status, Voluum's code and message."""
+        return error_message(response)
+
+    def request_decorator(self, func: Any) -> Any:
+        """The one retry policy, through the SDK's backoff hooks below."""
+        return retrying(
+            func,
+            max_tries=self.backoff_max_tries(),
+            on_backoff=self.backoff_handler,
+            waits=self.backoff_wait_generator,
+            spread=self.backoff_jitter,
+        )
+
+    def backoff_max_tries(self) -> int:
+        """One try plus `max_retries` retries."""
+        return self.client.max_tries
+
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        """Exponential waits from 0.5 s (capped at 30 s) unless Voluum says `Retry-After`."""
+        return retry_waits()
+
+    def backoff_jitter(self, value: float) -> float:
+        """Spread retries by up to a quarter of the wait."""
+        return jitter(value)
+
+    def backoff_handler(self, details: Details) -> None:
+        """Log each retry on one line, without query strings or headers."""
+        self.logger.warning("%s", retry_line(self.name, details))
+
+    # --- one stream's failure is that stream's alone -----------------------------------
+
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """`read_records`, but a failure stops this stream alone, with one ERROR line.
+
+        A rejected access key, a bad setting or a denied endpoint still end the whole run.
+        """
+        if self.failure is not None:
+            return
+        try:
+            yield from self.read_records(context)
+        except RUN_ENDING_ERRORS:
+            raise
+        except Exception as exc:
+            self.fail(exc)
+
+    def read_records(self, context: Context | None) -> Iterable[dict]:
+        """The stream's records (the SDK's paged request loop unless overridden)."""
+        yield from super().get_records(context)
+
+    def fail(self, exc: Exception) -> None:
+        """Stop this stream: one ERROR line, remembered for the end-of-run summary."""
+        why = str(exc) if isinstance(exc, (VoluumError, RetriableAPIError)) else repr(exc)
+        self.failure = why
+        self.run.failures[self.name] = why
+        self.logger.error("%s: stream failed, the other streams go on: %s", self.name, why)
+        self.logger.debug("%s: failure details", self.name, exc_info=exc)
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        """Yield the items of Voluum's list wrapper (or of a bare list)."""
+        if self.absent_means and response.status_code in self.ABSENT_STATUSES:
+            if not self.endpoint_absent:
+                self.endpoint_absent = True
+                self.logger.info(
+                    "%s: Voluum answered %s for %s; %s, so the stream is empty",
+                    self.name,
+                    response.status_code,
+                    where(response),
+                    self.absent_means,
+                )
+            return
+        yield from extract_list(decoded(response), self.records_key)
