@@ -30,11 +30,17 @@ from tap_voluum.readings import SyncRun
 from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.columns import ReportColumnsStream
 from tap_voluum.streams.conversions import ConversionsStream
-from tap_voluum.streams.entities import ENTITY_STREAMS
+from tap_voluum.streams.entities import entity_streams
 from tap_voluum.streams.event_log import EventLogStream
 from tap_voluum.streams.live import LiveClicksStream, LiveVisitsStream
 from tap_voluum.streams.reconcile import MODES as RECONCILE_MODES
-from tap_voluum.streams.reports import BUILT_IN_REPORTS, ReportStream, custom_report_definitions
+from tap_voluum.streams.reports import (
+    BUILT_IN_REPORTS,
+    MAX_GROUP_LEVELS,
+    STREAM_NAME_PATTERN,
+    ReportStream,
+    custom_report_definitions,
+)
 from tap_voluum.streams.windows import parse_setting_datetime
 
 if TYPE_CHECKING:
@@ -43,7 +49,12 @@ if TYPE_CHECKING:
 MAX_PAGE_SIZE = 100_000
 
 CUSTOM_REPORT = th.ObjectType(
-    th.Property("name", th.StringType, required=True, description="Stream name (snake_case)."),
+    th.Property(
+        "name",
+        th.StringType(pattern=STREAM_NAME_PATTERN),
+        required=True,
+        description="Stream name (snake_case: lower-case letters, digits and _).",
+    ),
     th.Property(
         "group_by",
         th.ArrayType(th.StringType),
@@ -110,31 +121,31 @@ class TapVoluum(Tap):
         ),
         th.Property(
             "max_requests_per_second",
-            th.NumberType,
+            th.NumberType(exclusive_minimum=0),
             default=14,
             description="Most requests started in any one second (Voluum allows 15).",
         ),
         th.Property(
             "lookback_days",
-            th.IntegerType,
+            th.IntegerType(minimum=0),
             default=3,
             description="Days before the bookmark read again on each sync (late conversions).",
         ),
         th.Property(
             "report_window_days",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=1,
             description="Local days per report request window.",
         ),
         th.Property(
             "page_size",
-            th.IntegerType,
+            th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
             default=10_000,
             description="Rows per report request (`limit`), 1 to 100000.",
         ),
         th.Property(
             "currency",
-            th.StringType,
+            th.StringType(pattern="^[A-Z]{3}$"),
             description="ISO currency code for money columns (Voluum's `currency`).",
         ),
         th.Property(
@@ -165,23 +176,27 @@ class TapVoluum(Tap):
         ),
         th.Property(
             "max_concurrency",
-            th.IntegerType,
+            th.IntegerType(minimum=1, maximum=64),
             default=8,
             description="Report requests in flight at once (all share the rate limit).",
         ),
         th.Property(
             "request_timeout",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=120,
             description="Seconds to wait for one answer before retrying.",
         ),
         th.Property(
             "max_retries",
-            th.IntegerType,
+            th.IntegerType(minimum=0, maximum=100),
             default=6,
             description="Retries of a failing request (429, 5xx, resets, bad JSON) before failing.",
         ),
     ).to_dict()
+    # What `th.ArrayType` cannot say: a custom report groups by one to three dimensions.
+    config_jsonschema["properties"]["custom_reports"]["items"]["properties"]["group_by"].update(
+        {"minItems": 1, "maxItems": MAX_GROUP_LEVELS}
+    )
 
     dynamic_catalog = True  # discovery reads the account's columns from /column/info
 
@@ -196,14 +211,13 @@ class TapVoluum(Tap):
     def discover_streams(self) -> list[Stream]:
         """Entities, built-in and custom reports, conversions, live events and the event log."""
         fixed: tuple[type[VoluumStream], ...] = (
-            *ENTITY_STREAMS,
             ReportColumnsStream,
             ConversionsStream,
             LiveClicksStream,
             LiveVisitsStream,
             EventLogStream,
         )
-        streams: list[Stream] = [stream_class(tap=self) for stream_class in fixed]
+        streams: list[Stream] = [*entity_streams(self), *(cls(tap=self) for cls in fixed)]
         taken = {stream.name for stream in streams} | {d.name for d in BUILT_IN_REPORTS}
         custom = custom_report_definitions(self.config.get("custom_reports") or [], taken)
         mappings = self.column_mappings() if self._strict else []
@@ -364,14 +378,6 @@ def check_settings(config: Mapping[str, Any]) -> None:
         raise VoluumConfigError(
             f"setting timezone: unknown time zone '{config.get('timezone')}'"
         ) from exc
-    _check_range(config, "page_size", 1, MAX_PAGE_SIZE)
-    _check_range(config, "lookback_days", 0, None)
-    _check_range(config, "report_window_days", 1, None)
-    _check_range(config, "max_concurrency", 1, 64)
-    _check_range(config, "max_retries", 0, 100)
-    _check_range(config, "request_timeout", 1, None)
-    if float(config.get("max_requests_per_second") or 0) <= 0:
-        raise VoluumConfigError("setting max_requests_per_second must be above 0")
 
 
 def _check_api_url(url: str) -> None:
@@ -402,18 +408,6 @@ def _check_datetime(config: Mapping[str, Any], name: str) -> Any:
         return parse_setting_datetime(str(value))
     except ValueError as exc:
         raise VoluumConfigError(f"setting {name} is not a date: '{value}'") from exc
-
-
-def _check_range(config: Mapping[str, Any], name: str, low: int, high: int | None) -> None:
-    value = config.get(name)
-    if (
-        not isinstance(value, int)
-        or isinstance(value, bool)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise VoluumConfigError(f"setting {name} must be a whole number {bounds}, not {value!r}")
 
 
 if __name__ == "__main__":

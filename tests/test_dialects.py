@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 
 from tap_voluum.client import PageHead
-from tap_voluum.streams.base import VoluumStream
 from tap_voluum.sandbox import DIALECTS, Dataset, SandboxServer
+from tap_voluum.streams.base import VoluumStream
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_cli, run_tap
 from tests.test_activity import served_live

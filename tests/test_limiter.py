@@ -149,7 +149,7 @@ def test_waits_double_from_half_a_second_up_to_the_cap() -> None:
 
 
 def test_retry_after_replaces_the_computed_wait() -> None:
-    waits = retry_waits()
+    waits = offline_stream().backoff_wait_generator()  # what the stream's retries use
     next(waits)
     assert waits.send(RetriableAPIError("429", answer(429, "7"))) == 7.0
     assert waits.send(RetriableAPIError("503", answer(503))) == 1.0  # the second retry
@@ -201,3 +201,14 @@ def test_the_retry_loop_gives_up_after_max_retries(monkeypatch: pytest.MonkeyPat
         stream.request_decorator(send)()
     assert next(calls) == 4, "one try and two retries"
     assert slept == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("body", [b"", b'{"error": {"code": "NUMBER_OF_REQUEST_FOR_IP_EXCEEDED"}}'])
+def test_a_429_halves_the_clients_limiter(body: bytes) -> None:
+    client_ = offline_stream(max_requests_per_second=14).client
+    response = answer(429)
+    response._content = body
+    with pytest.raises(RetriableAPIError):
+        client_.check(response)
+    assert client_.limiter.penalties == 1
+    assert client_.limiter.current_limit == 7

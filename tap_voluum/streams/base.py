@@ -56,7 +56,7 @@ RUN_ENDING_ERRORS = (VoluumAuthError, VoluumConfigError, DeniedEndpointError)
 class VoluumStream(RESTStream[Any]):
     """Base for every tap-voluum stream."""
 
-    records_key: ClassVar[str | None] = None
+    records_key: str | None = None
     """Key of the list in Voluum's wrapper object (`{"campaigns": [...]}`)."""
 
     decode_rows_later: ClassVar[bool] = False

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from tap_voluum.streams.base import VoluumStream
-
-STRING = {"type": ["string", "null"]}
-BOOLEAN = {"type": ["boolean", "null"]}
+from tap_voluum.streams.fields import BOOLEAN, KEY_STRING, STRING
 
 
 class ReportColumnsStream(VoluumStream):
@@ -22,7 +20,7 @@ class ReportColumnsStream(VoluumStream):
     schema: ClassVar[dict] = {
         "type": "object",
         "properties": {
-            "key": {"type": ["string"]},
+            "key": KEY_STRING,
             "label": STRING,
             "type": STRING,
             "canGroupBy": BOOLEAN,

@@ -6,51 +6,28 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from tap_voluum.streams.fields import (
+    EVENT_FIELDS,
+    INTEGER,
+    KEY_STRING,
+    KEY_TIMESTAMP,
+    NUMBER,
+    STRING,
+    TIMESTAMP,
+)
 from tap_voluum.streams.windows import Window, WindowedStream, aware
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 VOLUUM_TIME = "%Y-%m-%d %I:%M:%S %p"
-STRING = {"type": ["string", "null"]}
-TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
-
 _TEXT_FIELDS = (
     "clickId",
     "transactionId",
-    "externalId",
     "conversionType",
     "campaignId",
-    "campaignName",
-    "offerId",
-    "offerName",
-    "landerId",
-    "landerName",
-    "trafficSourceId",
-    "trafficSourceName",
-    "affiliateNetworkId",
-    "affiliateNetworkName",
-    "flowId",
-    "flowName",
     "creativeId",
-    *(f"customVariable{n}" for n in range(1, 11)),
-    "countryCode",
-    "countryName",
-    "region",
-    "city",
-    "browser",
-    "browserVersion",
-    "os",
-    "osVersion",
-    "device",
-    "deviceName",
-    "brand",
-    "model",
-    "connectionType",
-    "connectionTypeName",
-    "isp",
-    "mobileCarrier",
-    "ip",
+    *EVENT_FIELDS,
 )
 PRIMARY_KEY = ("clickId", "postbackTimestamp", "conversionType")
 
@@ -90,16 +67,16 @@ class ConversionsStream(WindowedStream):
     schema = {  # noqa: RUF012
         "type": "object",
         "properties": {
-            "postbackTimestamp": {"type": ["string"], "format": "date-time"},
+            "postbackTimestamp": KEY_TIMESTAMP,
             "visitTimestamp": TIMESTAMP,
             **{field: STRING for field in _TEXT_FIELDS},
-            "clickId": {"type": ["string"]},
-            "conversionType": {"type": ["string"]},
-            "conversionTypeId": {"type": ["integer", "null"]},
-            "conversions": {"type": ["integer", "null"]},
-            "revenue": {"type": ["number", "null"]},
-            "cost": {"type": ["number", "null"]},
-            "payout": {"type": ["number", "null"]},
+            "clickId": KEY_STRING,
+            "conversionType": KEY_STRING,
+            "conversionTypeId": INTEGER,
+            "conversions": INTEGER,
+            "revenue": NUMBER,
+            "cost": NUMBER,
+            "payout": NUMBER,
             "timeZone": STRING,
             "currency": STRING,
         },

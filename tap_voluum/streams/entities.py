@@ -1,7 +1,8 @@
-"""Configuration entities: campaigns, offers, landers, flows, traffic sources, networks."""
+"""Configuration entities: one table, one stream class (two with behaviour of their own)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import SchemaDirectory, StreamSchema
@@ -12,6 +13,7 @@ from tap_voluum.streams.base import VoluumStream
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
 SCHEMAS = SchemaDirectory(schemas)
@@ -26,12 +28,36 @@ def normalize_country(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Entity:
+    """One kind of configuration entity: its stream, its endpoint, its list's wrapper key."""
+
+    name: str
+    path: str
+    records_key: str
+
+
+ENTITIES: tuple[Entity, ...] = (
+    Entity("campaigns", "/campaign", "campaigns"),
+    Entity("offers", "/offer", "offers"),
+    Entity("landers", "/lander", "landers"),
+    Entity("flows", "/flow", "flows"),
+    Entity("traffic_sources", "/traffic-source", "trafficSources"),
+    Entity("affiliate_networks", "/affiliate-network", "affiliateNetworks"),
+    Entity("workspaces", "/multiuser/workspace", "workspaces"),
+)
+
+
 class EntityStream(VoluumStream):
     """A full-table list of one kind of Voluum entity, archived ones included."""
 
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
     replication_key = None
     schema: ClassVar[StreamSchema] = StreamSchema(SCHEMAS)
+
+    def __init__(self, tap: Tap, entity: Entity) -> None:
+        self.records_key = entity.records_key
+        super().__init__(tap, name=entity.name, path=entity.path)
 
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """Ask for archived entities too: they arrive with `deleted: true`."""
@@ -47,11 +73,7 @@ class EntityStream(VoluumStream):
 
 
 class CampaignsStream(EntityStream):
-    """`GET /campaign`."""
-
-    name = "campaigns"
-    path = "/campaign"
-    records_key = "campaigns"
+    """`GET /campaign`: also the parent of the live click and visit streams."""
 
     def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[dict]:
         """Live clicks and visits are read for active campaigns only."""
@@ -59,52 +81,9 @@ class CampaignsStream(EntityStream):
             yield {"campaignId": record["id"]}
 
 
-class OffersStream(EntityStream):
-    """`GET /offer`."""
-
-    name = "offers"
-    path = "/offer"
-    records_key = "offers"
-
-
-class LandersStream(EntityStream):
-    """`GET /lander`."""
-
-    name = "landers"
-    path = "/lander"
-    records_key = "landers"
-
-
-class FlowsStream(EntityStream):
-    """`GET /flow`."""
-
-    name = "flows"
-    path = "/flow"
-    records_key = "flows"
-
-
-class TrafficSourcesStream(EntityStream):
-    """`GET /traffic-source`."""
-
-    name = "traffic_sources"
-    path = "/traffic-source"
-    records_key = "trafficSources"
-
-
-class AffiliateNetworksStream(EntityStream):
-    """`GET /affiliate-network`."""
-
-    name = "affiliate_networks"
-    path = "/affiliate-network"
-    records_key = "affiliateNetworks"
-
-
 class WorkspacesStream(EntityStream):
     """`GET /multiuser/workspace`; single-user accounts answer 403/404 and have none."""
 
-    name = "workspaces"
-    path = "/multiuser/workspace"
-    records_key = "workspaces"
     absent_means = "a single-user account has no workspaces"
 
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
@@ -112,12 +91,12 @@ class WorkspacesStream(EntityStream):
         return {}
 
 
-ENTITY_STREAMS: tuple[type[EntityStream], ...] = (
-    CampaignsStream,
-    OffersStream,
-    LandersStream,
-    FlowsStream,
-    TrafficSourcesStream,
-    AffiliateNetworksStream,
-    WorkspacesStream,
-)
+_STREAM_CLASSES: dict[str, type[EntityStream]] = {
+    "campaigns": CampaignsStream,
+    "workspaces": WorkspacesStream,
+}
+
+
+def entity_streams(tap: Tap) -> list[EntityStream]:
+    """One stream per entity of `ENTITIES`."""
+    return [_STREAM_CLASSES.get(e.name, EntityStream)(tap, e) for e in ENTITIES]

@@ -12,6 +12,7 @@ from singer_sdk.pagination import BaseAPIPaginator
 from tap_voluum.client import decoded, extract_list
 from tap_voluum.errors import VoluumAPIError
 from tap_voluum.streams.base import VoluumStream
+from tap_voluum.streams.fields import INTEGER, KEY_STRING, KEY_TIMESTAMP, STRING
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
-STRING = {"type": ["string", "null"]}
 PAGE_SIZE = 1000
 FIRST_SYNC_DAYS = 30  # without start_date's help: how far back a first sync reads
 KEY = ("editTime", "entityId", "actionType", "changeHash")
@@ -107,11 +107,11 @@ class EventLogStream(VoluumStream):
     schema: ClassVar[dict] = {
         "type": "object",
         "properties": {
-            "editTime": {"type": ["string"], "format": "date-time"},
-            "editTimeMs": {"type": ["integer", "null"]},
-            "entityId": {"type": ["string"]},
-            "actionType": {"type": ["string"]},
-            "changeHash": {"type": ["string"]},
+            "editTime": KEY_TIMESTAMP,
+            "editTimeMs": INTEGER,
+            "entityId": KEY_STRING,
+            "actionType": KEY_STRING,
+            "changeHash": KEY_STRING,
             "id": STRING,
             "category": STRING,
             "entityName": STRING,

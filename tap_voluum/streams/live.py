@@ -13,6 +13,7 @@ import msgspec
 from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.conversions import voluum_timestamp
 from tap_voluum.streams.entities import CampaignsStream
+from tap_voluum.streams.fields import EVENT_FIELDS, KEY_STRING, KEY_TIMESTAMP, STRING
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -21,41 +22,7 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 LIVE_LIMIT = 1000  # the most recent events Voluum hands out per campaign
-STRING = {"type": ["string", "null"]}
-_FIELDS = (
-    "externalId",
-    "campaignName",
-    "offerId",
-    "offerName",
-    "landerId",
-    "landerName",
-    "flowId",
-    "flowName",
-    "trafficSourceId",
-    "trafficSourceName",
-    "affiliateNetworkId",
-    "affiliateNetworkName",
-    "countryCode",
-    "countryName",
-    "region",
-    "city",
-    "device",
-    "deviceName",
-    "brand",
-    "model",
-    "os",
-    "osVersion",
-    "browser",
-    "browserVersion",
-    "connectionType",
-    "connectionTypeName",
-    "isp",
-    "mobileCarrier",
-    "ip",
-    "referrer",
-    "userAgent",
-    *(f"customVariable{n}" for n in range(1, 11)),
-)
+_FIELDS = (*EVENT_FIELDS, "referrer", "userAgent")
 
 
 class LiveEventsStream(VoluumStream):
@@ -74,9 +41,9 @@ class LiveEventsStream(VoluumStream):
     schema: ClassVar[dict] = {
         "type": "object",
         "properties": {
-            "timestamp": {"type": ["string"], "format": "date-time"},
-            "clickId": {"type": ["string"]},
-            "campaignId": {"type": ["string"]},
+            "timestamp": KEY_TIMESTAMP,
+            "clickId": KEY_STRING,
+            "campaignId": KEY_STRING,
             **{field: STRING for field in _FIELDS},
         },
     }
@@ -133,7 +100,7 @@ class LiveVisitsStream(LiveEventsStream):
     schema: ClassVar[dict] = {
         "type": "object",
         "properties": {
-            "visitKey": {"type": ["string"]},
+            "visitKey": KEY_STRING,
             **LiveEventsStream.schema["properties"],
             "clickId": STRING,
         },

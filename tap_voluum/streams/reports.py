@@ -9,6 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from tap_voluum.errors import StreamFailure, VoluumAPIError, VoluumConfigError
 from tap_voluum.readings import mentions
+from tap_voluum.streams.fields import (
+    BOOLEAN,
+    INTEGER,
+    KEY_STRING,
+    KEY_TIMESTAMP,
+    NUMBER,
+    STRING,
+)
 from tap_voluum.streams.page_scheduler import PageToken
 from tap_voluum.streams.reconcile import Reconciler
 from tap_voluum.streams.windows import Window, WindowedStream, aware
@@ -23,10 +31,6 @@ if TYPE_CHECKING:
 MAX_GROUP_LEVELS = 3  # Voluum groups at most three levels deep
 CUSTOM_SLOTS = 20
 BUCKET_KEY = "bucketStart"
-
-STRING = {"type": ["string", "null"]}
-INTEGER = {"type": ["integer", "null"]}
-NUMBER = {"type": ["number", "null"]}
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ _CUSTOM_COLUMN = re.compile(r"^custom(Conversions|Revenue)\d+$")
 _TEXT_COLUMN = re.compile(r"(Id|Name|Url|Notes|Country|Code|Type|Status|Tags)$")
 
 
-_VOLUUM_TYPES = {"integer": INTEGER, "yesno": {"type": ["boolean", "null"]}, "string": STRING}
+_VOLUUM_TYPES = {"integer": INTEGER, "yesno": BOOLEAN, "string": STRING}
 _ENTITY_ATTRIBUTES = frozenset(
     {
         "payout",
@@ -236,7 +240,8 @@ BUILT_IN_REPORTS: tuple[ReportDefinition, ...] = (
     ReportDefinition("affiliate_network_report", (DIMENSION_BY_NAME["affiliate-network"],)),
     ReportDefinition("campaign_hourly_report", (DIMENSION_BY_NAME["campaign"],), "hour"),
 )
-_STREAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+STREAM_NAME_PATTERN = "^[a-z][a-z0-9_]*$"
+_STREAM_NAME = re.compile(STREAM_NAME_PATTERN)
 
 
 def custom_report_definitions(
@@ -315,13 +320,13 @@ class ReportStream(WindowedStream):
         (key -> label) name custom conversions in their description ("LEAD").
         """
         properties: dict[str, dict] = {
-            BUCKET_KEY: {"type": ["string"], "format": "date-time"},
+            BUCKET_KEY: KEY_TIMESTAMP,
             "day": {"type": ["string", "null"], "format": "date"},
         }
         if definition.granularity == "hour":
             properties["hour"] = INTEGER
         for field in definition.dimension_fields:
-            properties[field] = {"type": ["string"]} if field in definition.key_fields else STRING
+            properties[field] = KEY_STRING if field in definition.key_fields else STRING
         columns = definition.columns
         if columns == METRICS:
             columns += account_columns(column_info)
