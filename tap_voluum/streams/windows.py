@@ -25,10 +25,18 @@ from singer_sdk.streams.rest import PageContext
 
 from tap_voluum.errors import StreamFailure, VoluumAPIError
 from tap_voluum.readings import Readings, mentions
-from tap_voluum.sdk_compat import send_request, write_state
+from tap_voluum.sdk_compat import RecordHook, send_request, write_state
 from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.page_scheduler import Page, PageScheduler, PageToken
 from tap_voluum.streams.reconcile import Reconciler
+from tap_voluum.streams.record_path import (
+    RecordWriter,
+    add_up,
+    page_decoder,
+    records_in_chunks,
+    sdk_path_reason,
+    unseen,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -38,24 +46,6 @@ if TYPE_CHECKING:
 PARAM_FORMAT = "%Y-%m-%dT%H:00:00"
 MAX_READING_CHANGES = 12
 """Changes of readings one request may go through before its stream gives up."""
-
-
-def page_decoder(fields: tuple[str, ...]) -> msgspec.json.Decoder:
-    """A decoder of a report page that builds only `fields` of each row.
-
-    Voluum's rows carry dozens of fields beyond those asked for, and each page its totals
-    and column metadata: skipping them in msgspec keeps a 10,000-row page small and fast.
-    A field Voluum leaves out comes back as `msgspec.UNSET`.
-    """
-    row = msgspec.defstruct(
-        "Row",
-        [(f"f{i}", Any, msgspec.UNSET) for i in range(len(fields))],
-        rename={f"f{i}": name for i, name in enumerate(fields)},
-        array_like=False,
-    )
-    rows_type: Any = list[row]  # type: ignore[valid-type]
-    page = msgspec.defstruct("Page", [("rows", rows_type, msgspec.field(default_factory=list))])
-    return msgspec.json.Decoder(page)
 
 
 @dataclass(frozen=True)
@@ -117,7 +107,7 @@ def aware(local: datetime, tz: ZoneInfo) -> datetime:
     return local.replace(tzinfo=tz, fold=0)
 
 
-class WindowedStream(VoluumStream):
+class WindowedStream(RecordHook, VoluumStream):
     """A report-like endpoint read in date windows, incremental on a date-time key."""
 
     is_sorted = True
@@ -336,30 +326,37 @@ class WindowedStream(VoluumStream):
     def _page_decoder(self) -> msgspec.json.Decoder:
         return page_decoder(self._row_fields)
 
-    def rows_of(self, window: Window, page: Page) -> Iterable[dict]:
-        """Decode the wanted fields of each row, complete them, stamp zone and currency."""
-        rows = self._page_decoder.decode(page.body).rows
-        if page.keep is not None:
-            rows = rows[: page.keep]
-        if not rows:
-            return
-        names = self._row_fields
-        unselected = tuple(f for f in self.completer_fields if f not in self.api_fields)
-        keys = self.non_null_keys
-        complete = self.completer(window)
+    @cached_property
+    def _stamp(self) -> dict[str, Any]:
+        """The tap's own fields of every record (time zone, currency), the selected ones."""
         stamp = {"timeZone": str(self.config["timezone"]), "currency": self.config.get("currency")}
-        unset = msgspec.UNSET
-        astuple = msgspec.structs.astuple
-        for row in rows:
-            record = {k: v for k, v in zip(names, astuple(row), strict=True) if v is not unset}
-            for key in keys:
-                if record.get(key) is None:
-                    record[key] = ""
-            complete(record)
-            for field in unselected:
-                record.pop(field, None)
-            record.update(stamp)
-            yield record
+        return {k: v for k, v in stamp.items() if self.mask[("properties", k)]}
+
+    def written_fields(self) -> tuple[str, ...]:
+        """Every field a record of this stream may carry."""
+        key = (self.replication_key,) if self.replication_key else ()
+        return (*self.api_fields, *self._stamp, *key)
+
+    def record_chunks(self, window: Window, page: Page) -> Iterator[list[dict]]:
+        """The page's records, in order, in chunks (`record_path.records_in_chunks`).
+
+        The body is let go once decoded, and each chunk's rows once they are records.
+        """
+        rows = self._page_decoder.decode(page.take_body()).rows
+        if page.keep is not None:
+            del rows[page.keep :]
+        return records_in_chunks(
+            rows,
+            non_null=self.non_null_keys,
+            complete=self.completer(window),
+            unselected=tuple(f for f in self.completer_fields if f not in self.api_fields),
+            stamp=self._stamp,
+        )
+
+    def rows_of(self, window: Window, page: Page) -> Iterable[dict]:
+        """The page's records, one by one (`record_chunks`)."""
+        for records in self.record_chunks(window, page):
+            yield from records
 
     # --- the ordered, concurrent read ------------------------------------------------
 
@@ -372,6 +369,8 @@ class WindowedStream(VoluumStream):
         self._fetch = self.request_decorator(self._fetch_once)  # the SDK's retries
         self._count_lock = threading.Lock()
         self.reconciler = self.make_reconciler()
+        self._record_writer = self.make_record_writer()
+        self._batched = self.get_batch_config(self.config) is not None
         self._started = time.monotonic()
         self.log_plan(windows)
         workers = max(int(self.config["max_concurrency"]), 1)
@@ -389,9 +388,27 @@ class WindowedStream(VoluumStream):
             try:
                 yield from self._read(context, scheduler)
             finally:
+                self.flush_records()
+                self.fast_write = None
                 pool.shutdown(wait=False, cancel_futures=True)
         if self.reconciler:
             self.reconciler.summary()
+
+    _record_writer: RecordWriter | None = None
+    _batched = False
+
+    def flush_records(self) -> None:
+        """Write out the RECORD lines still buffered."""
+        if self._record_writer:
+            self._record_writer.flush()
+
+    def make_record_writer(self) -> RecordWriter | None:
+        """The writer of this stream's RECORD lines, or None for the SDK's own path."""
+        reason = sdk_path_reason(self, self.written_fields())
+        if reason:
+            self.logger.debug("%s: records go through the SDK's writer: %s", self.name, reason)
+            return None
+        return RecordWriter(self)
 
     def make_reconciler(self) -> Reconciler | None:
         """What checks each window against Voluum's totals (report streams only)."""
@@ -424,35 +441,40 @@ class WindowedStream(VoluumStream):
                 state.clear()
                 state.update(bookmark)
                 raise
-            if not self.connection_test:
+            if not self.connection_test and not self._batched:
+                # With BATCH messages the SDK writes STATE after each batch file instead:
+                # a window's records may still wait in a batch not yet written.
                 write_state(self)
 
     def _read_window(self, window: Window, pages: Iterator[Page]) -> Iterator[dict]:
         started = time.monotonic()
         count = received = rows = 0
-        first: Page | None = None
-        seen: set[tuple] | None = set() if self.distinct_rows else None
+        total: int | None = None
+        totals: dict | None = None
+        seen: set[int] | None = set() if self.distinct_rows else None
+        keys = tuple(self.primary_keys or ())
         reconciler = self.reconciler
         if reconciler:
             reconciler.start_window()
+        writer = self._record_writer
         for page in pages:
+            if not count:
+                total, totals = page.total_rows, page.totals
             count += 1
-            first = first or page
             received += page.kept
-            for record in self.rows_of(window, page):
-                if seen is not None:
-                    key = tuple(record.get(k) for k in self.primary_keys)
-                    if key in seen:
-                        continue
-                    seen.add(key)
+            if writer:
+                self.fast_write = writer.for_page()
+            for chunk in self.record_chunks(window, page):
+                records = chunk if seen is None else unseen(chunk, seen, keys)
                 if reconciler:
-                    reconciler.add(record)
-                rows += 1
-                yield record
-        total = first.total_rows if first else None
+                    add_up(reconciler, records)
+                rows += len(records)
+                yield from records
+                if writer:
+                    writer.flush()
         self._check_whole(window, total, received if seen is None else rows)
-        if reconciler and first:
-            reconciler.check(f"{window.start:%Y-%m-%d}", first.totals)
+        if reconciler and count:
+            reconciler.check(f"{window.start:%Y-%m-%d}", totals)
         self._log_progress(window, rows, count, time.monotonic() - started)
 
     def _log_progress(self, window: Window, rows: int, requests: int, seconds: float) -> None:
