@@ -22,6 +22,7 @@ from tests.conftest import config_for
 from tests.helpers import SyncResult, run_cli, run_tap
 from tests.test_activity import served_live
 from tests.truth import (
+    DAILY_REPORTS,
     assert_conversions_match,
     assert_daily_report_matches,
     assert_entities_match,
@@ -37,14 +38,7 @@ if TYPE_CHECKING:
 TZ = "America/New_York"
 START = datetime(2026, 3, 2)
 END = datetime(2026, 3, 5)
-DAILY = {
-    "campaign_report": "campaign",
-    "offer_report": "offer",
-    "lander_report": "lander",
-    "flow_report": "flow",
-    "traffic_source_report": "traffic-source",
-    "affiliate_network_report": "affiliate-network",
-}
+DAILY = DAILY_REPORTS
 ENTITIES = {
     "campaigns": "campaign",
     "offers": "offer",

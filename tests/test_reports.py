@@ -13,7 +13,12 @@ from tap_voluum.errors import VoluumConfigError
 from tap_voluum.tap import TapVoluum
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_tap, total
-from tests.truth import assert_daily_report_matches, assert_rows_match
+from tests.truth import (
+    DAILY_REPORTS,
+    ENTITY_KEY,
+    assert_daily_report_matches,
+    assert_rows_match,
+)
 
 if TYPE_CHECKING:
     from tap_voluum.sandbox import Dataset, SandboxServer
@@ -21,21 +26,9 @@ if TYPE_CHECKING:
 TZ = "America/New_York"
 START = datetime(2026, 3, 5)
 END = datetime(2026, 3, 12)
-BUILT_IN = {
-    "campaign_report": "campaign",
-    "offer_report": "offer",
-    "lander_report": "lander",
-    "flow_report": "flow",
-    "traffic_source_report": "traffic-source",
-    "affiliate_network_report": "affiliate-network",
-}
+BUILT_IN = DAILY_REPORTS
 KEY = {
-    "campaign": "campaignId",
-    "offer": "offerId",
-    "lander": "landerId",
-    "flow": "flowId",
-    "traffic-source": "trafficSourceId",
-    "affiliate-network": "affiliateNetworkId",
+    **ENTITY_KEY,
     "country": "countryCode",
     "os": "os",
     "custom-variable-1": "customVariable1",

@@ -38,6 +38,15 @@ ENTITY_KEY = {
     "traffic-source": "trafficSourceId",
     "affiliate-network": "affiliateNetworkId",
 }
+DAILY_REPORTS = {
+    "campaign_report": "campaign",
+    "offer_report": "offer",
+    "lander_report": "lander",
+    "flow_report": "flow",
+    "traffic_source_report": "traffic-source",
+    "affiliate_network_report": "affiliate-network",
+}
+"""The built-in daily report streams and the dimension each groups by."""
 
 
 def cents(value: object) -> int:
