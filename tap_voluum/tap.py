@@ -123,7 +123,10 @@ class TapVoluum(Tap):
             "max_requests_per_second",
             th.NumberType(exclusive_minimum=0),
             default=14,
-            description="Most requests started in any one second (Voluum allows 15).",
+            description=(
+                "Most requests started in any one second (Voluum allows 15: keep one below, "
+                "as a request that arrives late may count in the next second)."
+            ),
         ),
         th.Property(
             "lookback_days",
@@ -177,7 +180,7 @@ class TapVoluum(Tap):
         th.Property(
             "max_concurrency",
             th.IntegerType(minimum=1, maximum=64),
-            default=8,
+            default=16,
             description="Report requests in flight at once (all share the rate limit).",
         ),
         th.Property(

@@ -17,6 +17,7 @@ Needs the pinned Meltano (scripts/meltano-requirements.txt; ./scripts/test.sh in
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -389,13 +390,17 @@ def truth(
 
 
 def _inspect(
-    target: str, meltano_env: dict[str, str], postgres: dict[str, Any], keys: dict
+    target: str,
+    meltano_env: dict[str, str],
+    postgres: dict[str, Any],
+    keys: dict,
+    schema: str = SCHEMA,
 ) -> dict:
     engine = "duckdb" if target == "target-duckdb" else "postgres"
     where = meltano_env["TARGET_DUCKDB_FILEPATH"] if engine == "duckdb" else postgres["dsn"]
     spec = {s: keys[s] for s in STREAMS if s in keys}
     result = _run(
-        [str(PLUGIN_PYTHON[target]), "-c", INSPECT, engine, where, SCHEMA, json.dumps(spec)],
+        [str(PLUGIN_PYTHON[target]), "-c", INSPECT, engine, where, schema, json.dumps(spec)],
         timeout=300,
     )
     if result.returncode != 0:
@@ -554,3 +559,43 @@ def test_target_postgres_upserts_on_the_key(runs: dict) -> None:
         assert all(at not in before for at, _ in second[stream]["rows_per_batch"]), (
             f"{stream} (full table) was not rewritten by the second run"
         )
+
+
+def test_batch_messages_load_the_same_rows_into_postgres(
+    installed: Path,
+    truth: dict[str, Any],
+    meltano_env: dict[str, str],
+    postgres: dict[str, Any],
+    workdir: Path,
+) -> None:
+    """With `batch_config` the tap writes BATCH messages (gzipped JSONL files; windowed
+    streams with a STATE after each file, not each window) and target-postgres loads them:
+    one row per key the RECORD messages of the same sync carry, in a schema of their own."""
+    batches = workdir / "batches"
+    schema = "tap_voluum_batch"
+    env = {
+        **meltano_env,
+        "TAP_VOLUUM_BATCH_CONFIG_ENCODING_FORMAT": "jsonl",
+        "TAP_VOLUUM_BATCH_CONFIG_ENCODING_COMPRESSION": "gzip",
+        "TAP_VOLUUM_BATCH_CONFIG_STORAGE_ROOT": batches.as_uri(),
+        "TAP_VOLUUM_BATCH_CONFIG_STORAGE_PREFIX": "batch-",
+        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
+    }
+    command = [str(installed), "run", "--state-id-suffix", "batch", "tap-voluum", "target-postgres"]
+    started = time.monotonic()
+    result = _run(command, timeout=RUN_TIMEOUT, cwd=ROOT, env=env)
+    TIMINGS["meltano run tap-voluum target-postgres (BATCH)"] = time.monotonic() - started
+    assert result.returncode == 0, _essence(result.stdout + result.stderr)
+    lines = 0
+    for path in batches.glob("batch-*"):
+        with gzip.open(path, "rt", encoding="utf-8") as batch:
+            lines += sum(1 for _ in batch)
+    assert lines == sum(truth["records"].values()), "every record went into a batch file"
+    tables = _inspect("target-postgres", env, postgres, truth["keys"], schema)["streams"]
+    problems = [
+        f"{stream}: {tables.get(stream, {}).get('rows')} rows, {truth['distinct'][stream]} keys"
+        for stream in STREAMS
+        if tables.get(stream, {}).get("rows") != truth["distinct"][stream]
+        or tables[stream]["duplicated_keys"]
+    ]
+    assert not problems, "BATCH load:\n" + "\n".join(problems)

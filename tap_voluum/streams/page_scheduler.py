@@ -2,12 +2,20 @@
 
 - Order: pages come out window by window and, inside a window, page by page, so records
   and STATE follow window order and a bookmark never covers a window not fully written.
-- Room: at most `workers + 2` requests run at once, and the pages waiting for their turn
-  plus those being read (counted at the largest page seen) stay under
-  `MAX_BUFFERED_BYTES`; one request may always run. Room goes to the earliest window
-  first: its follow-up pages are asked for before later windows' first pages.
-- First request alone: until a stream's first request is answered, nothing else is sent,
-  so a reading Voluum refuses (`tap_voluum.readings`) is learned once, not per window.
+- One feed per tap (`PageFeed`): one pool of `max_concurrency` threads for every windowed
+  stream, and one room: at most `max_concurrency + 2` requests run at once, and the pages
+  waiting for their turn plus those being read (counted at the largest page seen in their
+  stream) stay under `MAX_BUFFERED_BYTES`; one request may always run.
+- Room goes to the stream being read first, earliest windows first (follow-up pages
+  before later windows' first pages), then to the streams synced next, in order: as the
+  last stream planned asks for its last windows, the next stream's pages are planned
+  (`on_last_windows`), so its first request goes out while the last pages before it come
+  in, and its next ones as soon as room is left. A stream's records still come out only
+  in its own sync.
+- First request alone: until a stream's first request is answered, that stream sends
+  nothing else, and no stream sends its first request while another stream's first is
+  unanswered, so a reading Voluum refuses (`tap_voluum.readings`) is learned once, not per
+  window.
 - Paging: a window's first page gives `totalRows` and the page size Voluum really serves
   (the rows it brought, whatever `limit` it echoes, if any); the other offsets follow.
   A page short of what was expected is followed at once by a request for the rest. The
@@ -16,6 +24,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -88,36 +97,59 @@ class _WindowPages:
 
 
 class PageScheduler:
-    """Requests the pages of a stream's windows through a pool, handing them out in order."""
+    """One stream's windows: their pages asked for through the tap's feed, handed out in order."""
 
-    MAX_BUFFERED_BYTES = 16 * 1024 * 1024
     MAX_WINDOWS_AHEAD = 64
 
     def __init__(
         self,
         fetch: Callable[[PageToken], Page],
         windows: list[Window],
-        pool: ThreadPoolExecutor,
+        feed: PageFeed,
         *,
-        workers: int,
         page_size: int,
+        on_last_windows: Callable[[], None] | None = None,
     ) -> None:
         self.fetch = fetch
-        self.pending = iter(windows)
-        self.pool = pool
-        self.max_running = workers + 2
+        self.windows = windows
+        self.pending = deque(windows)  # windows not yet planned
+        self.feed = feed
         self.page_size = page_size
         self.page_bytes = 0  # the largest page seen: answers being read take memory too
-        self.answered = False  # the stream's first request came back
+        self.started = False  # the stream's first request went out
+        self.answered = False  # ... and came back
         self.plan: deque[_WindowPages] = deque()
+        self.on_last_windows = on_last_windows
+        feed.schedulers.append(self)
 
     def __iter__(self) -> Iterator[tuple[Window, Iterator[Page]]]:
-        self.top_up()
-        while self.plan:
+        self.feed.top_up()
+        while self.plan or self.pending:
+            if not self.plan:  # room was short: other streams' pages run
+                if not self.feed.wait():
+                    self.ask_first() or self.ask_next()  # one request may always run
+                continue
             entry = self.plan[0]
             yield entry.window, self._pages_of(entry)
             self.plan.popleft()
-            self.top_up()
+            self.feed.top_up()
+
+    def close(self) -> None:
+        """Stop: requests not started are dropped, and the room goes to the other streams.
+
+        Requests running are waited for, so that their log lines come before the stream's.
+        """
+        running = [future for future in self.futures() if not future.cancel()]
+        wait(running)
+        self.plan.clear()
+        self.pending.clear()
+        if self in self.feed.schedulers:
+            self.feed.schedulers.remove(self)
+        self.feed.top_up()
+
+    def futures(self) -> Iterator[Future[Page]]:
+        """The requests asked for and not yet handed out."""
+        return itertools.chain.from_iterable(entry.queue for entry in self.plan)
 
     def _pages_of(self, entry: _WindowPages) -> Iterator[Page]:
         while True:
@@ -128,11 +160,12 @@ class PageScheduler:
             page = self._take(entry.queue[0])
             entry.queue.popleft()
             self._learn(entry, page)
-            self.top_up()
+            self.feed.top_up()
             yield page
             yield from self._rest_of(entry, page)
 
     def _learn(self, entry: _WindowPages, page: Page) -> None:
+        self.answered = True
         self.page_bytes = max(self.page_bytes, page.size)
         if entry.offsets is None:
             entry.plan_after(page, self.page_size)
@@ -154,39 +187,130 @@ class PageScheduler:
     def _take(self, future: Future[Page]) -> Page:
         """Wait for one page, asking for more whenever another one comes in."""
         while not future.done():
-            running = [f for e in self.plan for f in e.queue if not f.done()]
-            wait(running, return_when=FIRST_COMPLETED)
-            self.top_up()
+            self.feed.wait(future)
         return future.result()
 
     def _submit(self, window: Window, offset: int) -> Future[Page]:
-        return self.pool.submit(self.fetch, PageToken(window, offset))
+        self.started = True
+        return self.feed.pool.submit(self.fetch, PageToken(window, offset))
 
-    def _has_room(self) -> bool:
-        running = buffered = 0
-        for entry in self.plan:
-            for future in entry.queue:
-                if not future.done():
-                    running += 1
-                elif future.exception() is None:
-                    self.answered = True
-                    buffered += future.result().size
-        if running == 0:
-            return self.answered or not self.plan
-        expected = buffered + (running + 1) * self.page_bytes
-        return self.answered and running < self.max_running and expected < self.MAX_BUFFERED_BYTES
-
-    def top_up(self) -> None:
-        """Use the room: follow-up pages of the earliest windows, then new windows."""
+    def learn_firsts(self) -> None:
+        """Plan the other pages of windows whose first page came in."""
         for entry in self.plan:
             first = entry.queue[0] if entry.queue else None
-            if entry.offsets is None and first and first.done() and first.exception() is None:
-                self._learn(entry, first.result())
-        while self._has_room():
-            unasked = next((e for e in self.plan if e.offsets), None)
-            if unasked is not None and unasked.offsets:
-                unasked.queue.append(self._submit(unasked.window, unasked.offsets.popleft()))
-            elif len(self.plan) < self.MAX_WINDOWS_AHEAD and (window := next(self.pending, None)):
-                self.plan.append(_WindowPages(window, deque([self._submit(window, 0)])))
-            else:
-                return
+            if first and first.done() and first.exception() is None:
+                self.answered = True
+                if entry.offsets is None:
+                    self._learn(entry, first.result())
+
+    def near_end(self) -> bool:
+        """Whether what is left to ask for fits in twice the requests that may run at once.
+
+        Twice: a request asked for now may wait for up to that many before its turn at the
+        rate limiter, then for its answer, and should come back before these are all sent.
+        """
+        left = len(self.pending) + sum(len(e.offsets or ()) for e in self.plan)
+        return left <= 2 * self.feed.max_running
+
+    def ask_first(self) -> bool:
+        """Send the stream's first request (alone: nothing else until it is answered)."""
+        if self.started or not self.pending:
+            return False
+        window = self.pending.popleft()
+        self.plan.append(_WindowPages(window, deque([self._submit(window, 0)])))
+        return True
+
+    def ask_next(self) -> bool:
+        """Ask for one more page: follow-up pages of the earliest windows, then a new window."""
+        if not self.answered:
+            return False
+        unasked = next((e for e in self.plan if e.offsets), None)
+        if unasked is not None and unasked.offsets:
+            unasked.queue.append(self._submit(unasked.window, unasked.offsets.popleft()))
+            return True
+        if self.pending and len(self.plan) < self.MAX_WINDOWS_AHEAD:
+            window = self.pending.popleft()
+            self.plan.append(_WindowPages(window, deque([self._submit(window, 0)])))
+            return True
+        return False
+
+
+class PageFeed:
+    """The page requests of a tap's windowed streams: one pool, one room, in sync order."""
+
+    MAX_BUFFERED_BYTES = 16 * 1024 * 1024
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(workers, 1)
+        self.max_running = self.workers + 2
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="voluum")
+        self.schedulers: list[PageScheduler] = []  # in sync order: the first is being read
+        self.closed = False
+
+    def close(self) -> None:
+        """Drop every request not started; the pool's threads end."""
+        self.closed = True
+        self.schedulers.clear()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def wait(self, awaited: Future[Page] | None = None) -> bool:
+        """Wait until a running request comes back, then use the room (False: none ran)."""
+        running = [f for s in self.schedulers for f in s.futures() if not f.done()]
+        if awaited is not None and not awaited.done():
+            running.append(awaited)
+        if running:
+            wait(running, return_when=FIRST_COMPLETED)
+        self.top_up()
+        return bool(running)
+
+    def top_up(self) -> None:
+        """Use the room: the stream being read first, then the one synced after it."""
+        for scheduler in self.schedulers:
+            scheduler.learn_firsts()
+        self._look_ahead()
+        while any(self._has_room(s) and self._ask(s) for s in self._in_turn()):
+            pass
+
+    def _look_ahead(self) -> None:
+        """Once the last stream planned asks for its last windows, plan the next stream's.
+
+        The last one planned: the stream being read, or one planned ahead of its sync that
+        got room to ask for all its windows already.
+        """
+        last = self.schedulers[-1] if self.schedulers else None
+        if last and last.on_last_windows and last.answered and last.near_end():
+            prime, last.on_last_windows = last.on_last_windows, None
+            prime()
+
+    def _in_turn(self) -> list[PageScheduler]:
+        """Who asks first: streams in sync order, but a next stream's first request first.
+
+        That one goes once the stream before it is near its end, so that it comes back
+        before that stream's last pages do.
+        """
+        first_asks = [
+            later
+            for earlier, later in itertools.pairwise(self.schedulers)
+            if not later.started and earlier.answered and earlier.near_end()
+        ]
+        return [*first_asks[:1], *self.schedulers]
+
+    def _ask(self, scheduler: PageScheduler) -> bool:
+        if not scheduler.started:
+            earlier = self.schedulers[: self.schedulers.index(scheduler)]
+            return all(s.answered for s in earlier) and scheduler.ask_first()
+        return scheduler.ask_next()
+
+    def _has_room(self, scheduler: PageScheduler) -> bool:
+        running = buffered = running_bytes = 0
+        for s in self.schedulers:
+            for future in s.futures():
+                if not future.done():
+                    running += 1
+                    running_bytes += s.page_bytes
+                elif future.exception() is None:
+                    buffered += future.result().size
+        if running == 0:
+            return True
+        expected = buffered + running_bytes + scheduler.page_bytes
+        return running < self.max_running and expected < self.MAX_BUFFERED_BYTES

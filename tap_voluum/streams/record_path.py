@@ -5,15 +5,15 @@
   as soon as they are used, so a 10,000-row page never lives three times over.
 - Checks per chunk, summed in C: repeated keys dropped (`unseen`), the reconciler's sums
   (`add_up`).
-- Writing: the SDK writes each record through `pop_deselected_record_properties`, the
-  stream maps, a `RecordMessage` and `MsgSpecWriter` (which flushes stdout after every
-  message), about half the time of a large report sync. A record here already carries
-  only the selected fields; with no stream map, no flattening and no type conformance the
-  SDK would write it unchanged, and `RecordWriter` encodes the same JSON line (same encoder,
-  same keys in the same order) into stdout's buffer. Any other case takes the SDK's path
-  (`sdk_path_reason`). Records still go through the SDK's `_sync_records` loop: bookmarks,
-  `record_count` and STATE are the SDK's, and STATE goes through the same stdout buffer,
-  after the records it covers.
+- Writing: the SDK writes each record through `pop_deselected_record_properties`, type
+  conformance, the stream maps, a `RecordMessage` and `MsgSpecWriter` (which flushes stdout
+  after every message): about half the time of a large report sync. A record here already
+  carries only the selected fields (popping would change nothing) and its types already
+  match (conformance is off); `RecordWriter` puts it through the same stream maps (their
+  `transform`) and encodes the same JSON lines (same encoder, same keys in the same order)
+  into a buffer. Any other case takes the SDK's path (`sdk_path_reason`). Records still go
+  through the SDK's `_sync_records` loop: bookmarks, `record_count` and STATE are the SDK's,
+  and STATE goes out after the records it covers.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.mapper import SameRecordTransform, StreamMap
 
 from tap_voluum.sdk_compat import tap_of
 
@@ -157,13 +157,10 @@ def sdk_path_reason(stream: Stream, written: Iterable[str]) -> str | None:
 
     `written`: every field a record of this stream may carry.
     """
-    maps = stream.stream_maps
     mask = stream.mask
     reasons = {
         "the tap writes messages with another writer": type(tap_of(stream).message_writer)
         is not MsgSpecWriter,
-        "a stream map is active": len(maps) != 1 or type(maps[0]) is not SameRecordTransform,
-        "flattening is on": maps[0].flattening_enabled,
         "records are type-conformed": stream.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE,
         "full-table records carry a table version": stream.replication_method != "INCREMENTAL",
         "a field it writes is not selected": not all(
@@ -176,14 +173,22 @@ def sdk_path_reason(stream: Stream, written: Iterable[str]) -> str | None:
 class RecordWriter:
     """One stream's RECORD lines, encoded as `MsgSpecWriter` would, written a chunk at a time.
 
+    As the SDK does, each record goes through each of the stream's maps (`transform`: the
+    map's expressions, filter and flattening), and each record a map returns is a line
+    under the map's stream name; with no map and no flattening the record goes as it is.
     Lines gather in a buffer that goes to stdout after each chunk of records and before any
     STATE message (`RecordHook`), so a STATE always follows the records it covers.
     """
 
     def __init__(self, stream: Stream) -> None:
         self.state_manager = stream.state_manager
-        name = _ENCODER.encode(stream.stream_maps[0].stream_alias)
-        self.prefix = b'{"type":"RECORD","stream":' + name + b',"record":'
+        self.maps = [
+            (
+                b'{"type":"RECORD","stream":' + _ENCODER.encode(m.stream_alias) + b',"record":',
+                None if _unchanged(m) else m.transform,
+            )
+            for m in stream.stream_maps
+        ]
         self.buffer = bytearray()
 
     def for_page(self, extracted: datetime | None = None) -> Callable[[dict[str, Any]], None]:
@@ -194,29 +199,47 @@ class RecordWriter:
         """
         when = (extracted or datetime.now(timezone.utc)).astimezone(timezone.utc)
         suffix = b',"time_extracted":' + _ENCODER.encode(when) + b"}\n"
-        prefix = self.prefix
         encode_into = _ENCODER.encode_into
         buffer = self.buffer
         state_manager = self.state_manager
+        maps = self.maps
+        if len(maps) == 1 and maps[0][1] is None:
+            prefix = maps[0][0]
 
-        def write_record(record: dict[str, Any]) -> None:
+            def write_record(record: dict[str, Any]) -> None:
+                nonlocal buffer
+                buffer += prefix
+                encode_into(record, buffer, -1)
+                buffer += suffix
+                state_manager.is_flushed = False  # as the SDK does after each record
+
+            return write_record
+
+        def write_mapped(record: dict[str, Any]) -> None:
             nonlocal buffer
-            buffer += prefix
-            encode_into(record, buffer, -1)
-            buffer += suffix
-            state_manager.is_flushed = False  # as the SDK does after each record
+            for prefix, transform in maps:
+                mapped = record if transform is None else transform(record)
+                if mapped is not None:
+                    buffer += prefix
+                    encode_into(mapped, buffer, -1)
+                    buffer += suffix
+            state_manager.is_flushed = False
 
-        return write_record
+        return write_mapped
 
     def flush(self) -> None:
         """Write the buffered lines to stdout."""
         if not self.buffer:
             return
-        out = sys.stdout.buffer
-        view = memoryview(self.buffer)
-        while view:
-            written = out.write(view)  # a raw stdout may write part of it
-            view = view[written if written is not None else len(view) :]
-        view.release()
+        data = bytes(self.buffer)
         self.buffer.clear()
+        out = sys.stdout.buffer
+        while data:
+            written = out.write(data)  # a raw (unbuffered) stdout may take only a part
+            data = data[written if written is not None else len(data) :]
         out.flush()
+
+
+def _unchanged(stream_map: StreamMap) -> bool:
+    """Whether a map gives back each record as it is (no expression, no flattening)."""
+    return type(stream_map) is SameRecordTransform and not stream_map.flattening_enabled

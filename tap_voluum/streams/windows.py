@@ -10,12 +10,10 @@ window that was not fully written.
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from functools import cached_property, partial
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -26,7 +24,6 @@ from singer_sdk.streams.rest import PageContext
 from tap_voluum.errors import StreamFailure, VoluumAPIError
 from tap_voluum.readings import Readings, mentions
 from tap_voluum.sdk_compat import RecordHook, send_request, write_state
-from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.page_scheduler import Page, PageScheduler, PageToken
 from tap_voluum.streams.reconcile import Reconciler
 from tap_voluum.streams.record_path import (
@@ -37,6 +34,7 @@ from tap_voluum.streams.record_path import (
     sdk_path_reason,
     unseen,
 )
+from tap_voluum.streams.sync_ahead import SyncAhead
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -107,7 +105,7 @@ def aware(local: datetime, tz: ZoneInfo) -> datetime:
     return local.replace(tzinfo=tz, fold=0)
 
 
-class WindowedStream(RecordHook, VoluumStream):
+class WindowedStream(RecordHook, SyncAhead):
     """A report-like endpoint read in date windows, incremental on a date-time key."""
 
     is_sorted = True
@@ -353,44 +351,25 @@ class WindowedStream(RecordHook, VoluumStream):
             stamp=self._stamp,
         )
 
-    def rows_of(self, window: Window, page: Page) -> Iterable[dict]:
-        """The page's records, one by one (`record_chunks`)."""
-        for records in self.record_chunks(window, page):
-            yield from records
-
     # --- the ordered, concurrent read ------------------------------------------------
 
     def read_records(self, context: Context | None) -> Iterable[dict]:
         """Yield every window's records in order, with a STATE after each window."""
-        windows = self.windows(context)
-        if not windows:
+        scheduler = self._scheduler(context)
+        if scheduler is None:
             self.logger.info("%s: nothing to read, the range is empty", self.name)
             return
-        self._fetch = self.request_decorator(self._fetch_once)  # the SDK's retries
-        self._count_lock = threading.Lock()
         self.reconciler = self.make_reconciler()
         self._record_writer = self.make_record_writer()
         self._batched = self.get_batch_config(self.config) is not None
         self._started = time.monotonic()
-        self.log_plan(windows)
-        workers = max(int(self.config["max_concurrency"]), 1)
-        with (
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool,
-            self.get_http_request_counter() as self._request_counter,
-        ):
-            scheduler = PageScheduler(
-                partial(self.fetch_page, context),
-                windows,
-                pool,
-                workers=workers,
-                page_size=self.page_size,
-            )
+        self.log_plan(scheduler.windows)
+        with self.reading(scheduler):
             try:
                 yield from self._read(context, scheduler)
             finally:
                 self.flush_records()
                 self.fast_write = None
-                pool.shutdown(wait=False, cancel_futures=True)
         if self.reconciler:
             self.reconciler.summary()
 

@@ -1,0 +1,254 @@
+"""The singer-sdk private members `tap_voluum/sdk_compat.py` fences, and what they must do.
+
+When one of these fails, the installed singer-sdk changed something tap-voluum relies on:
+update `tap_voluum/sdk_compat.py` (and the pin in pyproject.toml) before anything else.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import io
+import json
+import re
+from contextlib import redirect_stdout
+from datetime import datetime, timezone
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import singer_sdk
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.singerlib import RecordMessage
+
+from tap_voluum import sdk_compat
+from tap_voluum.sdk_compat import PRIVATE_MEMBERS
+from tap_voluum.streams.record_path import RecordWriter
+from tap_voluum.streams.sync_ahead import starting_value_ahead
+from tap_voluum.streams.windows import WindowedStream
+from tap_voluum.tap import TapVoluum
+from tests.conftest import config_for
+from tests.helpers import catalog_for, parse_messages, run_tap
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from tap_voluum.sandbox import SandboxServer
+
+SDK = f"singer-sdk {version('singer-sdk')}"
+FIX = "update tap_voluum/sdk_compat.py for this SDK version"
+
+
+class _Stream(Stream):
+    name = "things"
+    schema = th.PropertiesList(
+        th.Property("id", th.IntegerType), th.Property("at", th.DateTimeType)
+    ).to_dict()
+    replication_key = "at"
+    is_sorted = True
+
+    def get_records(self, context: Any) -> Iterable[dict]:
+        yield {"id": 1, "at": "2026-01-01T00:00:00+00:00"}
+        yield {"id": 2, "at": "2026-01-02T00:00:00+00:00"}
+
+
+class _Tap(Tap):
+    name = "tap-things"
+    config_jsonschema = th.PropertiesList(th.Property("start_date", th.DateTimeType)).to_dict()
+    message_writer_class = MsgSpecWriter
+
+    def discover_streams(self) -> list[Stream]:
+        return [_Stream(self)]
+
+
+def _member(path: str) -> Any:
+    owner, name = path.split(".")
+    cls = getattr(singer_sdk, owner)
+    assert hasattr(cls, name) or name == "_tap", f"{SDK}: {path} is gone; {FIX}"
+    return getattr(cls, name, None)
+
+
+@pytest.mark.parametrize("path", sorted(k for k, v in PRIVATE_MEMBERS.items() if v is not None))
+def test_private_methods_keep_their_signature(path: str) -> None:
+    member = _member(path)
+    assert callable(member), f"{SDK}: {path} is no longer a method; {FIX}"
+    parameters = dict(inspect.signature(member).parameters)
+    parameters.pop("self", None)
+    wanted = PRIVATE_MEMBERS[path] or ()
+    passable = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    for name in wanted:
+        assert name in parameters and parameters[name].kind in passable, (
+            f"{SDK}: {path} no longer takes `{name}` by keyword "
+            f"(signature {inspect.signature(member)}); {FIX}"
+        )
+    required = [
+        n
+        for n, p in parameters.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    assert set(required) <= set(wanted), (
+        f"{SDK}: {path} now requires {required} (signature {inspect.signature(member)}); {FIX}"
+    )
+
+
+def test_every_private_member_is_listed() -> None:
+    """sdk_compat's calls and overrides of SDK privates are all in PRIVATE_MEMBERS."""
+    source = inspect.getsource(sdk_compat)
+    used = set(re.findall(r"\b(?:stream\.|super\(\)\.|def )(_[a-z_]+)\b", source))
+    listed = {path.split(".")[1] for path in PRIVATE_MEMBERS}
+    assert used <= listed, f"sdk_compat uses {sorted(used - listed)} without listing them"
+
+
+def test_a_stream_keeps_its_tap() -> None:
+    tap = _Tap(config={})
+    assert sdk_compat.tap_of(tap.streams["things"]) is tap, f"{SDK}: Stream._tap changed; {FIX}"
+
+
+def _synced(tap: Tap) -> list[dict]:
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with redirect_stdout(out):
+        tap.sync_all()
+    out.flush()
+    out.seek(0)
+    return parse_messages(out.read())
+
+
+def test_records_and_states_go_through_the_hooked_members(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_sync_records` writes each record with `_write_record_message(record)` and every
+    STATE with `_write_state_message()`, which writes only when `is_flushed` is False."""
+    seen: list[Any] = []
+
+    class Hooked(sdk_compat.RecordHook, _Stream):
+        def flush_records(self) -> None:
+            seen.append("flush")
+
+    Hooked.fast_write = staticmethod(lambda record: seen.append(record["id"]))  # type: ignore[assignment]
+    tap = _Tap(config={})
+    stream = Hooked(tap)
+    monkeypatch.setitem(tap.streams, "things", stream)
+    messages = _synced(tap)
+    assert [s for s in seen if s != "flush"] == [1, 2], f"{SDK}: records bypass the hook; {FIX}"
+    assert "flush" in seen, f"{SDK}: STATE no longer goes through _write_state_message; {FIX}"
+    assert not [m for m in messages if m["type"] == "RECORD"]
+    states = [m["value"] for m in messages if m["type"] == "STATE"]
+    assert states[-1]["bookmarks"]["things"]["replication_key_value"].startswith("2026-01-02")
+    # RecordWriter marks the state unflushed after each record, as the SDK does.
+    stream.get_context_state(None)["replication_key_value"] = "2026-01-03T00:00:00+00:00"
+    manager = stream.state_manager
+    manager.is_flushed = True
+    assert _synced_state(stream) == 0, f"{SDK}: a flushed state is written again; {FIX}"
+    manager.is_flushed = False
+    assert _synced_state(stream) == 1, f"{SDK}: is_flushed=False no longer asks for a STATE"
+
+
+def _synced_state(stream: Stream) -> int:
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with redirect_stdout(out):
+        sdk_compat.write_state(stream)
+    out.flush()
+    out.seek(0)
+    return sum(m["type"] == "STATE" for m in parse_messages(out.read()))
+
+
+def test_a_record_line_is_the_one_msgspec_writer_writes() -> None:
+    """RecordWriter's line is byte for byte what MsgSpecWriter writes for a RecordMessage."""
+    tap = _Tap(config={})
+    stream = tap.streams["things"]
+    record = {"id": 1, "at": "2026-01-01T00:00:00+00:00", "x": 1.5, "s": "é 🚀", "n": None}
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    expected = bytes(
+        MsgSpecWriter().format_message(
+            RecordMessage(stream="things", record=record, time_extracted=when)
+        )
+    )
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    writer = RecordWriter(stream)
+    with redirect_stdout(out):
+        writer.for_page(when)(copy.deepcopy(record))
+        writer.flush()
+    out.seek(0)
+    assert out.buffer.read() == expected, f"{SDK}: MsgSpecWriter's RECORD lines changed; {FIX}"
+
+
+@pytest.mark.parametrize(
+    ("bookmark", "start"),
+    [
+        (None, "2026-03-01T00:00:00Z"),
+        ("2026-03-07T00:00:00+00:00", "2026-03-01T00:00:00Z"),
+        ("2026-02-01T00:00:00+00:00", "2026-03-01T00:00:00Z"),
+    ],
+)
+def test_the_start_read_ahead_is_the_one_the_sdk_writes(
+    sandbox: SandboxServer, bookmark: str | None, start: str
+) -> None:
+    """sync_ahead's guess of a stream's starting value matches the SDK's
+    `_write_starting_replication_value` (a wrong guess only costs the plan made ahead)."""
+    config = config_for(sandbox, start_date=start)
+    state = {}
+    if bookmark:
+        state = {
+            "bookmarks": {
+                "campaign_report": {
+                    "replication_key": "bucketStart",
+                    "replication_key_value": bookmark,
+                }
+            }
+        }
+    tap = TapVoluum(config=config, state=state)
+    stream = tap.streams["campaign_report"]
+    guess = starting_value_ahead(stream)
+    stream._write_starting_replication_value(None)
+    assert guess == stream.get_starting_replication_key_value(None), (
+        f"{SDK}: the SDK picks a stream's starting value differently; update sync_ahead.py"
+    )
+
+
+def _lines(result_messages: list[dict]) -> list[str]:
+    """Messages as comparable text: no extraction times, no signposts (times of the run)."""
+    lines = []
+    for message in result_messages:
+        kept = {k: v for k, v in message.items() if k != "time_extracted"}
+        text = json.dumps(kept, default=str)
+        lines.append(re.sub(r'"replication_key_signpost": "[^"]*"', "", text))
+    return lines
+
+
+MAPS = {
+    "stream_maps": {
+        "campaign_report": {"label": "campaignId + '/' + str(visits)", "cost": "None"},
+        "campaign_copy": {
+            "__source__": "campaign_report",
+            "__filter__": "int(campaignId[0], 16) < 8",
+        },
+        "conversions": {"__filter__": "revenue > 1"},
+    },
+    "flattening_enabled": True,
+    "flattening_max_depth": 1,
+}
+
+
+@pytest.mark.parametrize("settings", [{}, MAPS], ids=["plain", "stream-maps"])
+def test_the_fast_record_path_writes_what_the_sdk_would(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, settings: dict
+) -> None:
+    """Records written by RecordWriter equal the SDK's own, with a column deselected,
+    stream maps (a property, a filter, a copy of the stream) and flattening; so do the
+    STATE messages between them."""
+    config = config_for(sandbox, page_size=9, **settings)
+    streams = {"campaign_report", "conversions"}
+    deselect = ("campaignName", "timeZone")
+    tap = TapVoluum(config=config, catalog=catalog_for(config, streams, deselect))
+    assert all(tap.streams[name].make_record_writer() for name in streams), "the fast path"
+    fast = run_tap(config, streams, deselect=deselect)
+    monkeypatch.setattr(WindowedStream, "make_record_writer", lambda self: None)
+    slow = run_tap(config, streams, deselect=deselect)
+    assert fast.records["campaign_report"], "the sync wrote records"
+    assert "campaignName" not in fast.records["campaign_report"][0]
+    assert "timeZone" not in fast.records["campaign_report"][0]
+    if settings:
+        assert fast.records["campaign_copy"], "the copy of the stream has records"
+        assert len(fast.records["campaign_copy"]) < len(fast.records["campaign_report"])
+    assert _lines(fast.messages) == _lines(slow.messages)
