@@ -12,9 +12,14 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import requests
 
 from tap_voluum.tap import TapVoluum
+
+if TYPE_CHECKING:
+    from tap_voluum.sandbox import SandboxServer
 
 
 @dataclass
@@ -135,3 +140,22 @@ def run_cli(
 def total(records: list[dict], field: str) -> Any:
     """Exact sum of one column."""
     return sum((Decimal(str(r.get(field) or 0)) for r in records), Decimal(0))
+
+
+def sandbox_login(srv: SandboxServer) -> str:
+    """A session token from the sandbox's access-key login."""
+    r = requests.post(
+        srv.url + "/auth/access/session",
+        json={"accessId": srv.access_id, "accessKey": srv.access_key},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["token"]
+
+
+def sandbox_api(srv: SandboxServer) -> requests.Session:
+    """A requests session logged in to the sandbox (`.base` is its URL)."""
+    s = requests.Session()
+    s.headers["cwauth-token"] = sandbox_login(srv)
+    s.base = srv.url  # type: ignore[attr-defined]
+    return s

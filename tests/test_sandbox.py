@@ -18,6 +18,7 @@ import requests
 from tap_voluum.sandbox import Dataset, SandboxServer
 from tap_voluum.sandbox import auth as sandbox_auth
 from tap_voluum.sandbox.data import CONVERSION_TYPES
+from tests.helpers import sandbox_api, sandbox_login
 
 START = date(2026, 2, 20)
 AMPM = re.compile(r"^\d{4}-\d{2}-\d{2} (0[1-9]|1[0-2]):[0-5]\d:[0-5]\d (AM|PM)$")
@@ -52,22 +53,12 @@ def _reset_knobs(srv: SandboxServer):
     )
 
 
-def login(srv: SandboxServer) -> str:
-    r = requests.post(
-        srv.url + "/auth/access/session",
-        json={"accessId": srv.access_id, "accessKey": srv.access_key},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["token"]
+login = sandbox_login
 
 
 @pytest.fixture(scope="module")
 def api(srv: SandboxServer) -> requests.Session:
-    s = requests.Session()
-    s.headers["cwauth-token"] = login(srv)
-    s.base = srv.url  # type: ignore[attr-defined]
-    return s
+    return sandbox_api(srv)
 
 
 def get(api: requests.Session, path: str, **params) -> requests.Response:

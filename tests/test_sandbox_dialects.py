@@ -19,6 +19,7 @@ from tap_voluum.sandbox import DIALECTS, KNOBS, Dataset, ReportEngine, SandboxSe
 from tap_voluum.sandbox.cli import parse_args
 from tap_voluum.sandbox.data import DIMENSIONS
 from tap_voluum.sandbox.reports import column_mappings
+from tests.helpers import sandbox_api, sandbox_login
 
 START = date(2026, 2, 20)
 WINDOW = {"from": "2026-02-20", "to": "2026-02-25"}
@@ -47,22 +48,12 @@ def _reset(srv: SandboxServer):
     srv.configure(dialects=(), lose_row_day=None)
 
 
-def login(srv: SandboxServer) -> str:
-    r = requests.post(
-        srv.url + "/auth/access/session",
-        json={"accessId": srv.access_id, "accessKey": srv.access_key},
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
-    return r.json()["token"]
+login = sandbox_login
 
 
 @pytest.fixture(scope="module")
 def api(srv: SandboxServer) -> requests.Session:
-    s = requests.Session()
-    s.headers["cwauth-token"] = login(srv)
-    s.base = srv.url  # type: ignore[attr-defined]
-    return s
+    return sandbox_api(srv)
 
 
 def get(api: requests.Session, path: str, **params: Any) -> requests.Response:

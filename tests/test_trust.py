@@ -13,7 +13,7 @@ import requests
 
 from tap_voluum.sandbox import Dataset, SandboxServer
 from tests.conftest import config_for
-from tests.helpers import run_cli, run_tap, tap_command
+from tests.helpers import run_cli, run_tap, sandbox_login, tap_command
 from tests.truth import assert_daily_report_matches
 
 if TYPE_CHECKING:
@@ -112,13 +112,8 @@ def test_off_reconciles_nothing(server: SandboxServer, caplog: pytest.LogCapture
 
 
 def _column_info(srv: SandboxServer) -> list[dict]:
-    login = requests.post(
-        f"{srv.url}/auth/access/session",
-        json={"accessId": srv.access_id, "accessKey": srv.access_key},
-        timeout=10,
-    )
     answer = requests.get(
-        f"{srv.url}/column/info", headers={"cwauth-token": login.json()["token"]}, timeout=10
+        f"{srv.url}/column/info", headers={"cwauth-token": sandbox_login(srv)}, timeout=10
     )
     return answer.json()["columnMappings"]
 
