@@ -106,10 +106,10 @@ def log(message: str) -> None:
 
 
 class Sandbox:
-    """`python -m tap_voluum.sandbox` in a child process, driven through its admin API."""
+    """`python -m voluum_sandbox` in a child process, driven through its admin API."""
 
     def __init__(self, workdir: Path, name: str, **options: Any) -> None:
-        args = [PY, "-m", "tap_voluum.sandbox", "--port", "0"]
+        args = [PY, "-m", "voluum_sandbox", "--port", "0"]
         for key, value in options.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
         self.out = workdir / f"sandbox-{name}.out"

@@ -125,7 +125,7 @@ def count(value: Any) -> str:
 
 def sandbox_totals(seed: int, start: date, days: int) -> dict[str, int]:
     """The sandbox's own totals over every day of its data (UTC), from the raw events."""
-    from tap_voluum.sandbox import Dataset
+    from voluum_sandbox import Dataset
 
     dataset = Dataset(seed=seed, start=start, days=days)
     begin = datetime.combine(start, datetime.min.time())

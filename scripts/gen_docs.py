@@ -105,7 +105,7 @@ def about_markdown() -> str:
 @contextmanager
 def discovery_config() -> Iterator[dict[str, Any]]:
     """Settings of a small sandbox started for the time of the discovery."""
-    from tap_voluum.sandbox import Dataset, SandboxServer
+    from voluum_sandbox import Dataset, SandboxServer
 
     server = SandboxServer(dataset=Dataset(**SANDBOX_DATASET), port=0).start()
     try:

@@ -1,6 +1,6 @@
 # Shared by scripts/demo.sh and scripts/test.sh (sourced, not run).
 # Creates the two Python environments the project needs, each only once:
-#   .venv/          the tap, the sandbox and the test tools (pip install -e '.[test,dev]')
+#   .venv/          the tap, the sandbox and the test tools (pip install -e '.[test,dev]' -e sandbox)
 #   .meltano-venv/  Meltano itself, pinned in scripts/meltano-requirements.txt; kept apart
 #                   from .venv so the two never fight over shared dependencies.
 # Meltano then keeps each plugin's own environment under .meltano/ (`meltano install`).
@@ -20,15 +20,16 @@ check_python() {
   fi
 }
 
-# .venv with the tap installed editable, plus the test and dev tools.
+# .venv with the tap and the sandbox (its own package, never in the tap's wheel) installed
+# editable, plus the test and dev tools.
 ensure_venv() {
   check_python
   if [ ! -x "$ROOT/.venv/bin/python" ]; then
     say "creating .venv"
     "$PYTHON" -m venv "$ROOT/.venv"
   fi
-  say "installing tap-voluum into .venv (pip install -e '.[test,dev]')"
-  "$ROOT/.venv/bin/python" -m pip install --quiet -e "$ROOT[test,dev]"
+  say "installing tap-voluum and voluum-sandbox into .venv (pip install -e '.[test,dev]' -e sandbox)"
+  "$ROOT/.venv/bin/python" -m pip install --quiet -e "$ROOT[test,dev]" -e "$ROOT/sandbox"
 }
 
 # .meltano-venv with the pinned Meltano.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tap_voluum.sandbox import Dataset, SandboxServer
+from voluum_sandbox import Dataset, SandboxServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -19,7 +19,7 @@ import requests
 from tap_voluum.tap import TapVoluum
 
 if TYPE_CHECKING:
-    from tap_voluum.sandbox import SandboxServer
+    from voluum_sandbox import SandboxServer
 
 
 @dataclass

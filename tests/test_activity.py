@@ -14,7 +14,7 @@ from tests.conftest import config_for
 from tests.helpers import run_tap
 
 if TYPE_CHECKING:
-    from tap_voluum.sandbox import Dataset, SandboxServer
+    from voluum_sandbox import Dataset, SandboxServer
 
 LIVE = {"live_clicks", "live_visits"}
 TZ = "America/New_York"

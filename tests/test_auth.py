@@ -15,7 +15,7 @@ from tests.helpers import SyncResult, catalog_for, run_cli, run_tap, sync
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tap_voluum.sandbox import SandboxServer
+    from voluum_sandbox import SandboxServer
 
 LOGIN = "/auth/access/session"
 

@@ -14,7 +14,7 @@ from tests.helpers import SyncResult, run_tap, total
 from tests.truth import assert_conversions_match, cents
 
 if TYPE_CHECKING:
-    from tap_voluum.sandbox import Dataset, SandboxServer
+    from voluum_sandbox import Dataset, SandboxServer
 
 TZ = "America/New_York"
 START = datetime(2026, 3, 5)

@@ -15,7 +15,7 @@ import pytest
 import requests
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_voluum.sandbox import Dataset, SandboxServer
+from voluum_sandbox import Dataset, SandboxServer
 from tap_voluum.streams.reports import BUILT_IN_REPORTS, METRICS
 from tap_voluum.tap import TapVoluum
 

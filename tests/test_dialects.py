@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 
 from tap_voluum.client import PageHead
-from tap_voluum.sandbox import DIALECTS, Dataset, SandboxServer
+from voluum_sandbox import DIALECTS, Dataset, SandboxServer
 from tap_voluum.streams.base import VoluumStream
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_cli, run_tap

@@ -11,7 +11,7 @@ from tests.conftest import config_for
 from tests.helpers import run_tap
 
 if TYPE_CHECKING:
-    from tap_voluum.sandbox import SandboxServer
+    from voluum_sandbox import SandboxServer
 
 KINDS = {
     "campaigns": "campaign",

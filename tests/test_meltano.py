@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tap_voluum.sandbox import Dataset, SandboxServer
+from voluum_sandbox import Dataset, SandboxServer
 
 pytestmark = pytest.mark.slow
 

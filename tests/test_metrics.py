@@ -11,7 +11,7 @@ from tests.helpers import run_tap
 if TYPE_CHECKING:
     import pytest
 
-    from tap_voluum.sandbox import SandboxServer
+    from voluum_sandbox import SandboxServer
 
 
 def _metrics(caplog: pytest.LogCaptureFixture, name: str) -> list[dict]:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from tap_voluum.sandbox import Dataset
+    from voluum_sandbox import Dataset
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def sandbox_process() -> Iterator[dict[str, str]]:
     command = [
         sys.executable,
         "-m",
-        "tap_voluum.sandbox",
+        "voluum_sandbox",
         "--port",
         "0",
         "--seed",

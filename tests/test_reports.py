@@ -21,7 +21,7 @@ from tests.truth import (
 )
 
 if TYPE_CHECKING:
-    from tap_voluum.sandbox import Dataset, SandboxServer
+    from voluum_sandbox import Dataset, SandboxServer
 
 TZ = "America/New_York"
 START = datetime(2026, 3, 5)

@@ -23,7 +23,7 @@ from tests.truth import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tap_voluum.sandbox import Dataset, SandboxServer
+    from voluum_sandbox import Dataset, SandboxServer
 
 STREAMS = {"campaigns", "campaign_report", "offer_report", "conversions"}
 FAULTS = {

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tap_voluum.sandbox import Dataset, SandboxServer
-from tap_voluum.sandbox import auth as sandbox_auth
-from tap_voluum.sandbox.data import CONVERSION_TYPES
+from voluum_sandbox import Dataset, SandboxServer
+from voluum_sandbox import auth as sandbox_auth
+from voluum_sandbox.data import CONVERSION_TYPES
 from tests.helpers import sandbox_api, sandbox_login
 
 START = date(2026, 2, 20)
@@ -787,7 +787,7 @@ def test_cli_prints_credentials_and_stops_cleanly() -> None:
         [
             sys.executable,
             "-m",
-            "tap_voluum.sandbox",
+            "voluum_sandbox",
             "--port",
             "0",
             "--days",

@@ -15,10 +15,10 @@ import msgspec
 import pytest
 import requests
 
-from tap_voluum.sandbox import DIALECTS, KNOBS, Dataset, ReportEngine, SandboxServer
-from tap_voluum.sandbox.cli import parse_args
-from tap_voluum.sandbox.data import DIMENSIONS
-from tap_voluum.sandbox.reports import column_mappings
+from voluum_sandbox import DIALECTS, KNOBS, Dataset, ReportEngine, SandboxServer
+from voluum_sandbox.cli import parse_args
+from voluum_sandbox.data import DIMENSIONS
+from voluum_sandbox.reports import column_mappings
 from tests.helpers import sandbox_api, sandbox_login
 
 START = date(2026, 2, 20)
@@ -247,7 +247,7 @@ def test_changes_object(srv: SandboxServer, api: requests.Session, ds: Dataset) 
 
 
 def test_changes_object_from_the_flat_reading() -> None:
-    from tap_voluum.sandbox.dialects import changes_as_object
+    from voluum_sandbox.dialects import changes_as_object
 
     entry = {
         "editTime": 5,
@@ -662,7 +662,7 @@ def test_cli_serves_dialects() -> None:
         [
             sys.executable,
             "-m",
-            "tap_voluum.sandbox",
+            "voluum_sandbox",
             "--port",
             "0",
             "--days",

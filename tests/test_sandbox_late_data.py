@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tap_voluum.sandbox import Dataset, SandboxServer
+from voluum_sandbox import Dataset, SandboxServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -35,7 +35,7 @@ from tests.helpers import catalog_for, parse_messages, run_tap
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from tap_voluum.sandbox import SandboxServer
+    from voluum_sandbox import SandboxServer
 
 SDK = f"singer-sdk {version('singer-sdk')}"
 FIX = "update tap_voluum/sdk_compat.py for this SDK version"

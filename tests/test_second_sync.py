@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_voluum.sandbox import Dataset, SandboxServer
+from voluum_sandbox import Dataset, SandboxServer
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_tap
 

@@ -15,7 +15,7 @@ from tests.helpers import run_tap
 from tests.truth import TZ, assert_daily_report_matches, assert_rows_match, daily_truth
 
 if TYPE_CHECKING:
-    from tap_voluum.sandbox import Dataset, SandboxServer
+    from voluum_sandbox import Dataset, SandboxServer
 
 # Three local days around the 2026-03-08 DST change in New York: small and quick.
 START = datetime(2026, 3, 7)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 
-from tap_voluum.sandbox import Dataset, SandboxServer
+from voluum_sandbox import Dataset, SandboxServer
 from tests.conftest import config_for
 from tests.helpers import run_cli, run_tap, sandbox_login, tap_command
 from tests.truth import assert_daily_report_matches

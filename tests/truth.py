@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from tap_voluum.sandbox import Dataset
+    from voluum_sandbox import Dataset
 
 # The range of `tests.conftest.config_for`: local days 2026-03-05 .. 2026-03-11 in New York.
 TZ = "America/New_York"

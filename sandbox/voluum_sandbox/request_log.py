@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class RequestLog:
-    """Part of :class:`~tap_voluum.sandbox.server.SandboxServer`: the log and its statistics."""
+    """Part of :class:`~voluum_sandbox.server.SandboxServer`: the log and its statistics."""
 
     engine: ReportEngine
     _lock: threading.Lock

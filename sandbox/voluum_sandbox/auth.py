@@ -98,7 +98,7 @@ class Session:
 
 
 class SessionAuth:
-    """Part of :class:`~tap_voluum.sandbox.server.SandboxServer`: logins and token checks."""
+    """Part of :class:`~voluum_sandbox.server.SandboxServer`: logins and token checks."""
 
     dataset: Dataset
     token_lifetime: float

@@ -64,7 +64,7 @@ TIMEZONES = (
 
 
 class Routes:
-    """Part of :class:`~tap_voluum.sandbox.server.SandboxServer`: routing and data endpoints."""
+    """Part of :class:`~voluum_sandbox.server.SandboxServer`: routing and data endpoints."""
 
     dataset: Dataset
     engine: ReportEngine

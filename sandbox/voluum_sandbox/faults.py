@@ -118,7 +118,7 @@ class QueuedFault:
 
 
 class FaultInjector(RateLimiter):
-    """Part of :class:`~tap_voluum.sandbox.server.SandboxServer`: picks and renders faults.
+    """Part of :class:`~voluum_sandbox.server.SandboxServer`: picks and renders faults.
 
     ``burst_429`` answers like the rate limiter.
     """

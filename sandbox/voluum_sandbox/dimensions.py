@@ -24,7 +24,7 @@ from .timezones import TzContext
 
 
 class DimensionTables:
-    """Part of :class:`~tap_voluum.sandbox.data.Dataset`: per-dimension lookups for reports."""
+    """Part of :class:`~voluum_sandbox.data.Dataset`: per-dimension lookups for reports."""
 
     zone_values: list[str]
     ev_c: list[int]

@@ -15,7 +15,7 @@ from .formats import DAY_MS, UTC, iso_ms, random_uuid
 
 
 class EventLogData:
-    """Part of :class:`~tap_voluum.sandbox.data.Dataset`: ``event_log`` and ``users``."""
+    """Part of :class:`~voluum_sandbox.data.Dataset`: ``event_log`` and ``users``."""
 
     start_ts: int
     end_ts: int

@@ -176,7 +176,7 @@ class Dataset(EntityData, TrafficData, DimensionTables, VisitDetails, EventLogDa
     ) -> dict[str, Any]:
         """Add traffic, late conversions and event-log entries at/around the UTC instant ``at``.
 
-        See :func:`tap_voluum.sandbox.late.add_late_data` (same arguments) for the placement
+        See :func:`voluum_sandbox.late.add_late_data` (same arguments) for the placement
         rules and the returned description of what was added.  Call it between syncs, not
         while requests are being answered.
         """

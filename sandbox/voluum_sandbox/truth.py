@@ -30,7 +30,7 @@ from .catalog import (
 
 
 class TruthOracle:
-    """Part of :class:`~tap_voluum.sandbox.data.Dataset`: the truth helpers.
+    """Part of :class:`~voluum_sandbox.data.Dataset`: the truth helpers.
 
     ``truth_totals``, ``truth_rows``, ``row_key`` and ``conversions_between``.
     """

@@ -16,7 +16,7 @@ from .formats import b32, mix64
 
 
 class VisitDetails:
-    """Part of :class:`~tap_voluum.sandbox.data.Dataset`: per-visit fields and look-ups."""
+    """Part of :class:`~voluum_sandbox.data.Dataset`: per-visit fields and look-ups."""
 
     _salt: int
     _lock: threading.Lock

@@ -1,7 +1,7 @@
 """HTTP transport: the threaded HTTP server and the request handler.
 
 The server (HTTP/1.1 keep-alive, one thread per connection) tracks its open connections; the
-handler reads a request, lets the :class:`~tap_voluum.sandbox.server.SandboxServer` answer it
+handler reads a request, lets the :class:`~voluum_sandbox.server.SandboxServer` answer it
 and writes the response (also as a connection reset or a truncated body).
 """
 

@@ -1,6 +1,6 @@
 """Voluum sandbox: a local, deterministic Voluum-compatible HTTP API for tests, demo and benchmark.
 
-Self-contained: imports nothing from the rest of ``tap_voluum``.
+Self-contained: imports nothing from ``tap_voluum``.
 """
 
 from .data import Dataset

@@ -40,7 +40,7 @@ class ReportResult:
 
 
 class Aggregation(ReportRows):
-    """Part of :class:`~tap_voluum.sandbox.reports.ReportEngine`: ``aggregate`` and its helpers."""
+    """Part of :class:`~voluum_sandbox.reports.ReportEngine`: ``aggregate`` and its helpers."""
 
     _ranks: dict[str, list[int]]
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class ReportRows:
-    """Part of :class:`~tap_voluum.sandbox.reports.ReportEngine`: row fields and row rendering."""
+    """Part of :class:`~voluum_sandbox.reports.ReportEngine`: row fields and row rendering."""
 
     ds: Dataset
     _fields: dict[tuple[str, int], dict[str, Any]]

@@ -13,7 +13,7 @@ from .responses import Response, error_response
 
 
 class RateLimiter:
-    """Part of :class:`~tap_voluum.sandbox.server.SandboxServer`: the per-token sliding window."""
+    """Part of :class:`~voluum_sandbox.server.SandboxServer`: the per-token sliding window."""
 
     rate_limit: int | None
     retry_after: int | None

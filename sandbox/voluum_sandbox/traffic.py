@@ -22,7 +22,7 @@ from .catalog import (
 
 
 class TrafficData:
-    """Part of :class:`~tap_voluum.sandbox.data.Dataset`: event and conversion columns."""
+    """Part of :class:`~voluum_sandbox.data.Dataset`: event and conversion columns."""
 
     start_ts: int
     days: int

@@ -23,7 +23,7 @@ class CacheEntry:
 
 
 class ResultCache:
-    """Part of :class:`~tap_voluum.sandbox.reports.ReportEngine`: the memo of computed results."""
+    """Part of :class:`~voluum_sandbox.reports.ReportEngine`: the memo of computed results."""
 
     max_entries: int
     max_rows: int

@@ -58,7 +58,7 @@ CONVERSION_SORTABLE = frozenset(
 
 
 class ConversionReport(Aggregation, ResultCache):
-    """Part of :class:`~tap_voluum.sandbox.reports.ReportEngine`: ``GET /report/conversions``."""
+    """Part of :class:`~voluum_sandbox.reports.ReportEngine`: ``GET /report/conversions``."""
 
     def conversion_row(self, r: int, tzc: TzContext, currency: str) -> dict[str, Any]:
         """One ``/report/conversions`` row for conversion record ``r``."""

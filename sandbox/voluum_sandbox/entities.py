@@ -15,7 +15,7 @@ from .formats import random_uuid
 
 
 class EntityData:
-    """Part of :class:`~tap_voluum.sandbox.data.Dataset`: the entity dicts and their indexes."""
+    """Part of :class:`~voluum_sandbox.data.Dataset`: the entity dicts and their indexes."""
 
     n_campaigns: int
 

@@ -1,6 +1,0 @@
-"""``python -m tap_voluum.sandbox``: same as the ``voluum-sandbox`` console script."""
-
-from .cli import main
-
-if __name__ == "__main__":
-    raise SystemExit(main())
