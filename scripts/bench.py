@@ -700,8 +700,8 @@ def record_path_costs(sandbox: Sandbox, tap_cfg: dict, catalog: dict, mapped_cfg
 
     import msgspec
     from singer_sdk.helpers._catalog import pop_deselected_record_properties
-
     from tap_voluum.streams.page_scheduler import Page, PageToken
+
     from tap_voluum.streams.windows import Window
     from tap_voluum.tap import TapVoluum
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -13,6 +15,13 @@ TRANSIENT_CODES = frozenset(
 )
 # Codes of a 400 saying a parameter value was not understood (a reading to change).
 REFUSED_PARAMETER_CODES = frozenset({"INVALID_QUERY", "BAD_REQUEST", "PARAMETER_MISSING"})
+# Words of a 400 about the time range itself (too long, reversed), not a parameter's spelling.
+_RANGE_WORDS = re.compile(
+    r"(time|date)\s*range|range\s+(is\s+)?too\s+(long|large|wide)|\bperiod\b|\bspan\b"
+    r"|days?\s+apart|too\s+many\s+days|\d+\s+days|before\s+'?from\b"
+    r"|\bto'?\s+must\s+(not\s+)?be\s+(before|after)",
+    re.IGNORECASE,
+)
 # Failures worth another try, wherever a request is sent (data calls and logins alike).
 TRANSIENT_EXCEPTIONS = (
     ConnectionResetError,
@@ -50,9 +59,22 @@ class VoluumAPIError(VoluumError):
         self.detail = detail
 
     @property
+    def refuses_range(self) -> bool:
+        """Whether a 400 says the time range is wrong (too long, `to` before `from`)."""
+        return (
+            self.status == 400
+            and self.code in REFUSED_PARAMETER_CODES
+            and _RANGE_WORDS.search(self.detail) is not None
+        )
+
+    @property
     def is_refused_parameter(self) -> bool:
-        """Whether Voluum refused a parameter value (400 with a query/format code)."""
-        return self.status == 400 and self.code in REFUSED_PARAMETER_CODES
+        """Whether Voluum refused a parameter value (400 with a query/format code).
+
+        A 400 about the time range is not: no other reading of a parameter fixes it.
+        """
+        refused = self.status == 400 and self.code in REFUSED_PARAMETER_CODES
+        return refused and not self.refuses_range
 
 
 class StreamFailure(VoluumError):

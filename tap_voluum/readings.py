@@ -49,6 +49,7 @@ class Readings:
     _refused_columns: set[str] = field(default_factory=set)
     _no_columns: set[str] = field(default_factory=set)
     event_log_time: str = EVENT_LOG_TIME_FORMATS[0]
+    _widest_span: int | None = None
 
     # --- groupBy spellings -------------------------------------------------------------
 
@@ -114,6 +115,21 @@ class Readings:
     def sends_columns(self, path: str) -> bool:
         """Whether `columns` is still sent to this endpoint."""
         return path not in self._no_columns
+
+    # --- the span of a window ----------------------------------------------------------
+
+    def widest_span(self) -> int | None:
+        """The most local days Voluum takes in one request, once it refused a wider span."""
+        return self._widest_span
+
+    def refuse_span(self, days: int) -> int:
+        """Voluum refused `days` days in one request: half as many at most from now on."""
+        with self.lock:
+            narrower = max(1, (days + 1) // 2)
+            if self._widest_span is None or narrower < self._widest_span:
+                self._widest_span = narrower
+                self.version += 1
+            return self._widest_span
 
     # --- event log ---------------------------------------------------------------------
 

@@ -7,16 +7,28 @@ of them.
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk import Stream
+import msgspec
+from singer_sdk import Stream, Tap
+from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform, StreamMap
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
     import requests
-    from singer_sdk import RESTStream, Tap
+    from singer_sdk import RESTStream
     from singer_sdk.helpers.types import Context
+
+# The encoder `MsgSpecWriter` uses (`singer_sdk.contrib.msgspec.encoder`), built the same way.
+_ENCODER = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
 
 
 def send_request(
@@ -37,6 +49,33 @@ def write_state(stream: Stream) -> None:
     records, so a sync killed between windows resumes at the next one.
     """
     stream._write_state_message()
+
+
+def print_about(cls: type[Tap], *, about: bool, about_format: str | None) -> None:
+    """`--about`: print the tap's description and exit, as `PluginBase.invoke` does.
+
+    Why: `Tap.invoke` would go on to build the tap and sync in one step; tap-voluum builds
+    it itself to log in first and to end every error in one line. `PluginBase.invoke` is
+    the step of `Tap.invoke` that handles `--about` alone.
+    """
+    super(Tap, cls).invoke(about=about, about_format=about_format)
+
+
+def bookmark_ahead(stream: Stream, context: Context | None) -> Any:
+    """The bookmark a stream's sync of `context` will start from, read without writing.
+
+    Why: a stream planned before its sync begins (`sync_ahead`) must not create its state
+    early; the SDK has no read-only accessor, so its layout is read here: `bookmarks` →
+    stream → (`partitions` → the one whose `context` matches) → `replication_key_value`,
+    when `replication_key` is the stream's.
+    """
+    state = stream.tap_state.get("bookmarks", {}).get(stream.name) or {}
+    if context:
+        partitions = state.get("partitions") or []
+        state = next((p for p in partitions if p.get("context") == dict(context)), {})
+    if state.get("replication_key") != stream.replication_key:
+        return None
+    return state.get("replication_key_value") or None
 
 
 def tap_of(stream: Stream) -> Tap:
@@ -76,6 +115,153 @@ class RecordHook(Stream):
         super()._write_state_message()
 
 
+class WindowBookmarks(Stream):
+    """Bookmarks that move after whole windows only, never record by record.
+
+    Why: the SDK moves a stream's bookmark to each record's replication key value
+    (`Stream._increment_stream_state`, no public hook) and writes it in every STATE,
+    including the one its SIGTERM handler writes mid-window. A window's rows come sorted
+    by their dimension, not by time, so a bookmark taken from the last record written could
+    pass rows of the window not written yet. Here records leave the bookmark alone and the
+    stream moves it when a window is whole (`move_bookmark`), in the SDK's own layout
+    (`replication_key`, `replication_key_value` in the context's state).
+    """
+
+    def _increment_stream_state(
+        self, latest_record: dict[str, Any], *, context: Context | None = None
+    ) -> None:
+        """Records move no bookmark (windows do)."""
+
+    def move_bookmark(self, context: Context | None, value: str) -> None:
+        """Set the bookmark of `context` to `value` (a window was written whole)."""
+        state = self.get_context_state(context)
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = value
+
+
+def sdk_path_reason(stream: Stream, written: Iterable[str]) -> str | None:
+    """Why `stream`'s records must take the SDK's path (None: they may go straight out).
+
+    `written`: every field a record of this stream may carry.
+    """
+    mask = stream.mask
+    reasons = {
+        "the tap writes messages with another writer": type(tap_of(stream).message_writer)
+        is not MsgSpecWriter,
+        "records are type-conformed": stream.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE,
+        "full-table records carry a table version": stream.replication_method != "INCREMENTAL",
+        "a field it writes is not selected": not all(
+            mask[("properties", field)] for field in written
+        ),
+    }
+    return next((reason for reason, found in reasons.items() if found), None)
+
+
+class RecordWriter:
+    """One stream's RECORD lines, encoded as `MsgSpecWriter` would, written a chunk at a time.
+
+    Why: the SDK writes each record through `pop_deselected_record_properties`, type
+    conformance, the stream maps, a `RecordMessage` and `MsgSpecWriter` (which flushes
+    stdout after every message): about half the time of a large report sync. A record of a
+    windowed stream already carries only the selected fields and types that match (any
+    other case takes the SDK's path: `sdk_path_reason`). Records still go through the SDK's
+    `_sync_records` loop: `record_count` and STATE are the SDK's, and it must know a record
+    went out since its last STATE (`state_manager.is_flushed`).
+
+    As the SDK does, each record goes through each of the stream's maps (`transform`: the
+    map's expressions, filter and flattening), and each record a map returns is a line
+    under the map's stream name; with no map and no flattening the record goes as it is.
+    Lines gather in a buffer that goes to stdout after each chunk of records and before any
+    STATE message (`RecordHook`), so a STATE always follows the records it covers.
+    """
+
+    def __init__(self, stream: Stream) -> None:
+        self.state_manager = stream.state_manager
+        self.maps = [
+            (
+                b'{"type":"RECORD","stream":' + _ENCODER.encode(m.stream_alias) + b',"record":',
+                None if unchanged_map(m) else m.transform,
+            )
+            for m in stream.stream_maps
+        ]
+        self.buffer = bytearray()
+
+    def for_page(self, extracted: datetime | None = None) -> Callable[[dict[str, Any]], None]:
+        """The write function for the records of one page, stamped with its extraction time.
+
+        The SDK stamps each record with the time it writes it; here every record of a page
+        carries the time the page was taken in (UTC, to the microsecond).
+        """
+        when = (extracted or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        suffix = b',"time_extracted":' + _ENCODER.encode(when) + b"}\n"
+        encode_into = _ENCODER.encode_into
+        buffer = self.buffer
+        state_manager = self.state_manager
+        maps = self.maps
+        if len(maps) == 1 and maps[0][1] is None:
+            prefix = maps[0][0]
+
+            def write_record(record: dict[str, Any]) -> None:
+                nonlocal buffer
+                buffer += prefix
+                encode_into(record, buffer, -1)
+                buffer += suffix
+                state_manager.is_flushed = False  # as the SDK does after each record
+
+            return write_record
+
+        def write_mapped(record: dict[str, Any]) -> None:
+            nonlocal buffer
+            for prefix, transform in maps:
+                mapped = record if transform is None else transform(record)
+                if mapped is not None:
+                    buffer += prefix
+                    encode_into(mapped, buffer, -1)
+                    buffer += suffix
+            state_manager.is_flushed = False
+
+        return write_mapped
+
+    def flush(self) -> None:
+        """Write the buffered lines to stdout, whole: no signal handler writes in between.
+
+        The SDK's SIGTERM/SIGINT handler writes a STATE line to the same stdout; run in
+        the middle of a large write it would cut a RECORD line in two. The signals wait
+        until the lines are out (they are delivered as soon as the write ends).
+        """
+        if not self.buffer:
+            return
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        with _signals_held():
+            out = sys.stdout.buffer
+            while data:
+                written = out.write(data)  # a raw (unbuffered) stdout may take only a part
+                data = data[written if written is not None else len(data) :]
+            out.flush()
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT for the main thread while a block runs (where supported)."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    can_hold = (
+        hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    )
+    if can_hold:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        if can_hold:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+def unchanged_map(stream_map: StreamMap) -> bool:
+    """Whether a map gives back each record as it is (no expression, no flattening)."""
+    return type(stream_map) is SameRecordTransform and not stream_map.flattening_enabled
+
+
 # The private members above, with the parameters tap-voluum passes by keyword (None: an
 # attribute, not a method).
 PRIVATE_MEMBERS: dict[str, tuple[str, ...] | None] = {
@@ -83,4 +269,5 @@ PRIVATE_MEMBERS: dict[str, tuple[str, ...] | None] = {
     "Stream._write_state_message": (),
     "Stream._write_record_message": ("record",),
     "Stream._tap": None,
+    "Stream._increment_stream_state": ("latest_record", "context"),
 }

@@ -27,6 +27,7 @@ from tap_voluum.errors import (
     VoluumError,
 )
 from tap_voluum.readings import SyncRun
+from tap_voluum.sdk_compat import print_about
 from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.columns import ReportColumnsStream
 from tap_voluum.streams.conversions import ConversionsStream
@@ -136,9 +137,11 @@ class TapVoluum(Tap):
         ),
         th.Property(
             "report_window_days",
-            th.IntegerType(minimum=1),
-            default=1,
-            description="Local days per report request window.",
+            th.IntegerType(minimum=1, maximum=366),
+            description=(
+                "Local days per report request. Unset (the default): automatic, up to 31 "
+                "days, narrower when the days hold many rows (about 200,000 a request)."
+            ),
         ),
         th.Property(
             "page_size",
@@ -302,7 +305,7 @@ class TapVoluum(Tap):
     ) -> None:
         """Sync as `Tap.invoke` does, logging in first; errors end in one line and exit 1."""
         with one_line_errors():
-            super(Tap, cls).invoke(about=about, about_format=about_format)  # --about
+            print_about(cls, about=about, about_format=about_format)
             cls.print_version(print_fn=cls.logger.info)
             tap = cls(
                 config=config.config if config else None,

@@ -41,7 +41,7 @@ def fresh_sandbox(dataset: Dataset) -> Iterator[SandboxServer]:
 
 
 def config_for(server: SandboxServer, **overrides: object) -> dict:
-    """A valid tap config for a sandbox; overrides win."""
+    """A valid tap config for a sandbox; overrides win (None: the setting is left unset)."""
     config: dict = {
         "access_id": server.access_id,
         "access_key": server.access_key,
@@ -52,7 +52,7 @@ def config_for(server: SandboxServer, **overrides: object) -> dict:
         "lookback_days": 2,
     }
     config.update(overrides)
-    return config
+    return {key: value for key, value in config.items() if value is not None}
 
 
 @pytest.fixture

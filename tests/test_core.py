@@ -15,9 +15,9 @@ import pytest
 import requests
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from voluum_sandbox import Dataset, SandboxServer
 from tap_voluum.streams.reports import BUILT_IN_REPORTS, METRICS
 from tap_voluum.tap import TapVoluum
+from voluum_sandbox import Dataset, SandboxServer
 
 pytestmark = pytest.mark.filterwarnings(
     "error:Fields in transformed catalog but not in records:UserWarning"

@@ -16,7 +16,6 @@ import jsonschema
 import pytest
 
 from tap_voluum.client import PageHead
-from voluum_sandbox import DIALECTS, Dataset, SandboxServer
 from tap_voluum.streams.base import VoluumStream
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_cli, run_tap
@@ -28,6 +27,7 @@ from tests.truth import (
     assert_entities_match,
     assert_rows_match,
 )
+from voluum_sandbox import DIALECTS, Dataset, SandboxServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -176,11 +176,19 @@ def test_fallbacks_cost_a_handful_of_refused_requests(
         assert refused == []
     else:
         assert len(refused) <= MOST_REFUSED, [(r["path"], r["query"]) for r in refused]
-    windows = (END - START).days
     report_requests = [r for r in server.requests if r["path"] == "/report"]
-    # Seven reports, a custom one, one window a day; more only for paging and probes.
+    # Seven reports and a custom one, each read in one window of the whole three days;
+    # more requests only for paging and probes.
     reports = 7 if name == "flow_report_broken" else 8
-    assert len(report_requests) >= reports * windows
+    assert len(report_requests) >= reports
+    if name not in ("page_cap", "flow_report_broken"):
+        assert len(report_requests) <= reports + MOST_REFUSED
+    spans = {
+        (r["query"]["from"][0], r["query"]["to"][0])
+        for r in report_requests
+        if r["status"] == 200 and r["query"].get("limit") != ["1"]
+    }
+    assert spans == {(f"{START:%Y-%m-%dT%H:00:00}", f"{END:%Y-%m-%dT%H:00:00}")}
 
 
 def test_a_reading_learned_once_holds_for_the_whole_run(
@@ -239,7 +247,13 @@ def test_a_window_short_of_total_rows_is_an_error_not_a_bookmark(
 
     monkeypatch.setattr(VoluumStream, "read_page", one_row_missing)
     with SandboxServer(dataset=small, port=0) as server:
-        config = {**_config(server), "page_size": 7, "max_concurrency": 1, "custom_reports": []}
+        config = {
+            **_config(server),
+            "page_size": 7,
+            "max_concurrency": 1,
+            "custom_reports": [],
+            "report_window_days": 1,
+        }
         result = run_tap(config, {"campaign_report", "offer_report"})
     assert set(result.failures) == {"campaign_report"}
     assert "not whole" in result.failures["campaign_report"]

@@ -66,6 +66,7 @@ def test_never_more_than_the_ceiling_in_any_sliding_second(
         "page_size": 4,
         "max_requests_per_second": 10,
         "max_concurrency": 4,
+        "report_window_days": 1,
     }
     result = run_cli(config, tmp_path, streams={"campaign_report", "offer_report"})
     assert result.returncode == 0

@@ -131,17 +131,22 @@ def test_a_request_that_keeps_failing_ends_in_one_line(
     assert "GET /report: HTTP 503 SERVICE_UNAVAILABLE" in last
     assert result.records["campaigns"], "streams before the failure were written"
     first_window = [
-        r
+        r["query"]["to"][0]
         for r in fresh_sandbox.requests
         if r["path"] == "/report" and r["query"]["from"] == ["2026-03-05T00:00:00"]
     ]
-    assert len(first_window) == 3, "one try and max_retries=2 retries"
+    # The whole week: one try and max_retries=2 retries; then its first half once more,
+    # with its own retries, before the stream fails.
+    assert first_window == ["2026-03-12T00:00:00"] * 3 + ["2026-03-09T00:00:00"] * 3
+    assert "reading it in two halves" in result.stderr
 
 
 def test_a_fatal_error_leaves_a_valid_state(
     clean: SyncResult, fresh_sandbox: SandboxServer, dataset: Dataset, tmp_path: Path
 ) -> None:
-    config = config_for(fresh_sandbox, max_concurrency=1, max_retries=2, page_size=15)
+    config = config_for(
+        fresh_sandbox, max_concurrency=1, max_retries=2, page_size=15, report_window_days=1
+    )
     # Windows 1-3 go through; the 4th window's request fails on every try.
     fresh_sandbox.configure(
         faults={"schedule": {4: "503", 5: "503", 6: "503"}, "paths": ["/report"]}

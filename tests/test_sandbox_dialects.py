@@ -15,11 +15,11 @@ import msgspec
 import pytest
 import requests
 
+from tests.helpers import sandbox_api, sandbox_login
 from voluum_sandbox import DIALECTS, KNOBS, Dataset, ReportEngine, SandboxServer
 from voluum_sandbox.cli import parse_args
 from voluum_sandbox.data import DIMENSIONS
 from voluum_sandbox.reports import column_mappings
-from tests.helpers import sandbox_api, sandbox_login
 
 START = date(2026, 2, 20)
 WINDOW = {"from": "2026-02-20", "to": "2026-02-25"}

@@ -33,7 +33,7 @@ TRUTH_MODULE = "truth"
 
 
 def sandbox_imports(module: str) -> set[str]:
-    """Names of the sandbox modules that ``sandbox/voluum_sandbox/<module>.py`` imports (any branch).
+    """Names of the sandbox modules that `voluum_sandbox/<module>.py` imports (any branch).
 
     Raises when an import leaves the sandbox package for the rest of ``tap_voluum``.
     """

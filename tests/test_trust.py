@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 
-from voluum_sandbox import Dataset, SandboxServer
 from tests.conftest import config_for
 from tests.helpers import run_cli, run_tap, sandbox_login, tap_command
 from tests.truth import assert_daily_report_matches
+from voluum_sandbox import Dataset, SandboxServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,8 +59,8 @@ def test_clean_data_reconciles_without_a_warning(
     assert result.failures == {}
     assert _warnings(caplog) == []
     said = [r.getMessage() for r in caplog.records if "reconciled" in r.getMessage()]
-    assert "campaign_report: 3 windows reconciled with Voluum's totals, 0 mismatches" in said
-    assert "campaign_hourly_report: 3 windows reconciled with Voluum's totals, 0 mismatches" in said
+    assert "campaign_report: 1 window reconciled with Voluum's totals, 0 mismatches" in said
+    assert "campaign_hourly_report: 1 window reconciled with Voluum's totals, 0 mismatches" in said
 
 
 def test_warn_names_the_stream_and_day_that_lost_a_row(
@@ -87,19 +87,25 @@ def test_warn_names_the_stream_and_day_that_lost_a_row(
     assert "campaign_report: 3 windows reconciled with Voluum's totals, 1 mismatches" in said
 
 
+@pytest.mark.parametrize("window_days", [None, 1])
 def test_fail_stops_that_stream_only_and_keeps_its_bookmark_before_the_window(
-    server: SandboxServer, small: Dataset, tmp_path: Path
+    server: SandboxServer, small: Dataset, tmp_path: Path, window_days: int | None
 ) -> None:
     server.configure(lose_row_day=LOST_DAY)
-    result = run_cli(_config(server, reconcile="fail"), tmp_path, streams=REPORTS)
+    config = _config(server, reconcile="fail", report_window_days=window_days)
+    result = run_cli(config, tmp_path, streams=REPORTS)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "1 stream failed: campaign_report" in result.stderr
+    assert f"window {LOST_DAY}" in result.stderr  # the day, even in a window of three
     assert_daily_report_matches(
         result.records["offer_report"], small, "offer", start=START, end=END, tz=TZ
     )
     bookmarks = result.final_state["bookmarks"]
-    assert bookmarks["campaign_report"]["replication_key_value"].startswith("2026-03-02")
+    if window_days == 1:
+        assert bookmarks["campaign_report"]["replication_key_value"].startswith("2026-03-02")
+    else:  # one window of three days, not written whole: no bookmark at all
+        assert "replication_key_value" not in bookmarks.get("campaign_report", {})
     assert bookmarks["offer_report"]["replication_key_value"].startswith("2026-03-04")
 
 
@@ -152,20 +158,30 @@ def test_report_columns_is_empty_where_column_info_is_refused(
     )
 
 
+@pytest.mark.parametrize(
+    ("window_days", "sizing", "windows"),
+    [
+        (None, "1 window of 3 days, about 1 request, about 0.1 s", ["1/1"]),
+        (1, "3 windows of 1 day, about 3 requests, about 0.2 s", ["1/3", "2/3", "3/3"]),
+    ],
+)
 def test_every_windowed_stream_logs_its_plan_and_an_eta(
-    server: SandboxServer, caplog: pytest.LogCaptureFixture
+    server: SandboxServer,
+    caplog: pytest.LogCaptureFixture,
+    window_days: int | None,
+    sizing: str,
+    windows: list[str],
 ) -> None:
     caplog.set_level("INFO")
-    run_tap(_config(server), {"campaign_report", "conversions"})
+    run_tap(_config(server, report_window_days=window_days), {"campaign_report", "conversions"})
     said = [r.getMessage() for r in caplog.records]
     for stream in ("campaign_report", "conversions"):
         plan = [m for m in said if m.startswith(f"{stream}: plan: ")]
         assert plan == [
-            f"{stream}: plan: 2026-03-02 00:00 → 2026-03-05 00:00, 3 windows, at least 3 "
-            "requests, at least 0.2 s at 14 requests/s"
+            f"{stream}: plan: 2026-03-02 00:00 → 2026-03-05 00:00, {sizing} at 14 requests/s"
         ]
         progress = [m for m in said if m.startswith(f"{stream}: window ")]
-        assert [m.split()[2] for m in progress] == ["1/3", "2/3", "3/3"]
+        assert [m.split()[2] for m in progress] == windows
         assert all(" left" in m for m in progress)
         assert progress[-1].endswith("about 0.0 s left")
 

@@ -15,7 +15,8 @@ from tap_voluum.streams.fields import (
     STRING,
     TIMESTAMP,
 )
-from tap_voluum.streams.windows import Window, WindowedStream, aware
+from tap_voluum.streams.windowed import WindowedStream
+from tap_voluum.streams.windows import Window, aware
 
 if TYPE_CHECKING:
     from collections.abc import Callable

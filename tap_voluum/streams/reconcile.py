@@ -13,12 +13,12 @@ import math
 from typing import TYPE_CHECKING
 
 from tap_voluum.errors import StreamFailure
+from tap_voluum.streams.dimensions import CUSTOM_SLOTS
 
 if TYPE_CHECKING:
     import logging
     from collections.abc import Iterable, Mapping
 
-CUSTOM_SLOTS = 20
 SUMMABLE_COUNTS = (
     "visits",
     "clicks",
@@ -69,6 +69,10 @@ class Reconciler:
             if isinstance(value, (int, float)):
                 self._money[metric].append(float(value))
 
+    def matches(self, totals: Mapping[str, object] | None) -> bool:
+        """Whether the window's sums agree with `totals` (no totals: nothing to disagree)."""
+        return totals is None or not self._differences(totals)[0]
+
     def check(self, day: str, totals: Mapping[str, object] | None) -> None:
         """Compare the window's sums with `totals`; warn or fail on a difference."""
         if totals is None:
@@ -111,9 +115,10 @@ class Reconciler:
         """One INFO line at the end of the stream."""
         if self.enabled and self.windows:
             self.logger.info(
-                "%s: %d windows reconciled with Voluum's totals, %d mismatches",
+                "%s: %d window%s reconciled with Voluum's totals, %d mismatches",
                 self.stream,
                 self.windows,
+                "" if self.windows == 1 else "s",
                 self.mismatches,
             )
 

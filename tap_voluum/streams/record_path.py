@@ -5,42 +5,23 @@
   as soon as they are used, so a 10,000-row page never lives three times over.
 - Checks per chunk, summed in C: repeated keys dropped (`unseen`), the reconciler's sums
   (`add_up`).
-- Writing: the SDK writes each record through `pop_deselected_record_properties`, type
-  conformance, the stream maps, a `RecordMessage` and `MsgSpecWriter` (which flushes stdout
-  after every message): about half the time of a large report sync. A record here already
-  carries only the selected fields (popping would change nothing) and its types already
-  match (conformance is off); `RecordWriter` puts it through the same stream maps (their
-  `transform`) and encodes the same JSON lines (same encoder, same keys in the same order)
-  into a buffer. Any other case takes the SDK's path (`sdk_path_reason`). Records still go
-  through the SDK's `_sync_records` loop: bookmarks, `record_count` and STATE are the SDK's,
-  and STATE goes out after the records it covers.
+- Writing: `sdk_compat.RecordWriter` (the SDK's RECORD lines, buffered).
 """
 
 from __future__ import annotations
 
 import math
 import operator
-import sys
-from datetime import datetime, timezone
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
-from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform, StreamMap
-
-from tap_voluum.sdk_compat import tap_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
-
-    from singer_sdk import Stream
+    from collections.abc import Callable, Iterator, Mapping
 
     from tap_voluum.streams.reconcile import Reconciler
 
-# The encoder `MsgSpecWriter` uses (`singer_sdk.contrib.msgspec.encoder`), built the same way.
-_ENCODER = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
 ROWS_PER_CHUNK = 1000
 """Rows made into records at a time: a page's records are never all alive at once."""
 
@@ -150,96 +131,3 @@ def _numbers(records: list[dict], metric: str) -> Iterator[float]:
         value = record.get(metric)
         if isinstance(value, (int, float)):
             yield value
-
-
-def sdk_path_reason(stream: Stream, written: Iterable[str]) -> str | None:
-    """Why `stream`'s records must take the SDK's path (None: they may go straight out).
-
-    `written`: every field a record of this stream may carry.
-    """
-    mask = stream.mask
-    reasons = {
-        "the tap writes messages with another writer": type(tap_of(stream).message_writer)
-        is not MsgSpecWriter,
-        "records are type-conformed": stream.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE,
-        "full-table records carry a table version": stream.replication_method != "INCREMENTAL",
-        "a field it writes is not selected": not all(
-            mask[("properties", field)] for field in written
-        ),
-    }
-    return next((reason for reason, found in reasons.items() if found), None)
-
-
-class RecordWriter:
-    """One stream's RECORD lines, encoded as `MsgSpecWriter` would, written a chunk at a time.
-
-    As the SDK does, each record goes through each of the stream's maps (`transform`: the
-    map's expressions, filter and flattening), and each record a map returns is a line
-    under the map's stream name; with no map and no flattening the record goes as it is.
-    Lines gather in a buffer that goes to stdout after each chunk of records and before any
-    STATE message (`RecordHook`), so a STATE always follows the records it covers.
-    """
-
-    def __init__(self, stream: Stream) -> None:
-        self.state_manager = stream.state_manager
-        self.maps = [
-            (
-                b'{"type":"RECORD","stream":' + _ENCODER.encode(m.stream_alias) + b',"record":',
-                None if _unchanged(m) else m.transform,
-            )
-            for m in stream.stream_maps
-        ]
-        self.buffer = bytearray()
-
-    def for_page(self, extracted: datetime | None = None) -> Callable[[dict[str, Any]], None]:
-        """The write function for the records of one page, stamped with its extraction time.
-
-        The SDK stamps each record with the time it writes it; here every record of a page
-        carries the time the page was taken in (UTC, to the microsecond).
-        """
-        when = (extracted or datetime.now(timezone.utc)).astimezone(timezone.utc)
-        suffix = b',"time_extracted":' + _ENCODER.encode(when) + b"}\n"
-        encode_into = _ENCODER.encode_into
-        buffer = self.buffer
-        state_manager = self.state_manager
-        maps = self.maps
-        if len(maps) == 1 and maps[0][1] is None:
-            prefix = maps[0][0]
-
-            def write_record(record: dict[str, Any]) -> None:
-                nonlocal buffer
-                buffer += prefix
-                encode_into(record, buffer, -1)
-                buffer += suffix
-                state_manager.is_flushed = False  # as the SDK does after each record
-
-            return write_record
-
-        def write_mapped(record: dict[str, Any]) -> None:
-            nonlocal buffer
-            for prefix, transform in maps:
-                mapped = record if transform is None else transform(record)
-                if mapped is not None:
-                    buffer += prefix
-                    encode_into(mapped, buffer, -1)
-                    buffer += suffix
-            state_manager.is_flushed = False
-
-        return write_mapped
-
-    def flush(self) -> None:
-        """Write the buffered lines to stdout."""
-        if not self.buffer:
-            return
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        out = sys.stdout.buffer
-        while data:
-            written = out.write(data)  # a raw (unbuffered) stdout may take only a part
-            data = data[written if written is not None else len(data) :]
-        out.flush()
-
-
-def _unchanged(stream_map: StreamMap) -> bool:
-    """Whether a map gives back each record as it is (no expression, no flattening)."""
-    return type(stream_map) is SameRecordTransform and not stream_map.flattening_enabled

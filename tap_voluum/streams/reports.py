@@ -9,195 +9,36 @@ from typing import TYPE_CHECKING, Any
 
 from tap_voluum.errors import StreamFailure, VoluumAPIError, VoluumConfigError
 from tap_voluum.readings import mentions
+from tap_voluum.streams.dimensions import (
+    CUSTOM_COLUMN,
+    DIMENSION_BY_NAME,
+    DIMENSIONS,
+    GRANULARITIES,
+    METRICS,
+    Dimension,
+    account_columns,
+    column_type,
+)
 from tap_voluum.streams.fields import (
-    BOOLEAN,
     INTEGER,
     KEY_STRING,
     KEY_TIMESTAMP,
-    NUMBER,
     STRING,
 )
-from tap_voluum.streams.page_scheduler import PageToken
+from tap_voluum.streams.pages import PageToken
 from tap_voluum.streams.reconcile import Reconciler
-from tap_voluum.streams.windows import Window, WindowedStream, aware
+from tap_voluum.streams.windowed import WindowedStream
+from tap_voluum.streams.windows import Window, aware
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from singer_sdk import Tap
 
-    from tap_voluum.streams.windows import Remedy
+    from tap_voluum.streams.windowed import Remedy
 
 MAX_GROUP_LEVELS = 3  # Voluum groups at most three levels deep
-CUSTOM_SLOTS = 20
 BUCKET_KEY = "bucketStart"
-
-
-@dataclass(frozen=True)
-class Dimension:
-    """A Voluum dimension: its name in settings, the row fields it brings, its spellings.
-
-    `spellings` are the `groupBy` values public clients use for it, the most likely first;
-    the tap moves to the next one when Voluum refuses a spelling (`tap_voluum.readings`).
-    """
-
-    group_by: str
-    key: str
-    fields: tuple[str, ...]
-    aliases: tuple[str, ...] = ()
-    spellings: tuple[str, ...] = ()
-
-    @property
-    def candidates(self) -> tuple[str, ...]:
-        """The `groupBy` spellings to try, in order."""
-        return self.spellings or (self.group_by,)
-
-
-def _entity(group_by: str, prefix: str, *extra: str, aliases: tuple[str, ...] = ()) -> Dimension:
-    fields = (f"{prefix}Id", f"{prefix}Name", *extra)
-    names = (f"{prefix}Id", *aliases)
-    return Dimension(group_by, f"{prefix}Id", fields, names, (group_by, *names))
-
-
-_WORKSPACE = ("WorkspaceId", "WorkspaceName")
-DIMENSIONS: tuple[Dimension, ...] = (
-    _entity(
-        "campaign",
-        "campaign",
-        "campaignCountry",
-        "campaignWorkspaceId",
-        "campaignWorkspaceName",
-        "trafficSourceName",
-        aliases=("campaign_id",),
-    ),
-    _entity("offer", "offer", "offerCountry", "offerWorkspaceId", "offerWorkspaceName"),
-    _entity("lander", "lander", "landerCountry", "landerWorkspaceId", "landerWorkspaceName"),
-    _entity("flow", "flow", "flowWorkspaceId", "flowWorkspaceName"),
-    _entity("traffic-source", "trafficSource", aliases=("traffic_source_id",)),
-    _entity("affiliate-network", "affiliateNetwork", aliases=("affiliate_network_id",)),
-    Dimension(
-        "country",
-        "countryCode",
-        ("countryCode", "countryName"),
-        ("country-code", "countryCode"),
-        # `country-code` is what most clients send; S5 calls `country` invalid on /report.
-        ("country-code", "countryCode", "country"),
-    ),
-    Dimension("os", "os", ("os",)),
-    Dimension("browser", "browser", ("browser",)),
-    *(
-        Dimension(
-            f"custom-variable-{n}",
-            f"customVariable{n}",
-            (f"customVariable{n}",),
-            (f"customVariable{n}",),
-            (f"custom-variable-{n}", f"customVariable{n}"),
-        )
-        for n in range(1, 11)
-    ),
-)
-DIMENSION_BY_NAME: dict[str, Dimension] = {
-    name: dim for dim in DIMENSIONS for name in (dim.group_by, *dim.aliases)
-}
-GRANULARITIES = ("day", "hour")
-
-INTEGER_METRICS = (
-    "visits",
-    "uniqueVisits",
-    "clicks",
-    "conversions",
-    "errors",
-    "impressions",
-    "bids",
-    "suspiciousVisits",
-    "suspiciousClicks",
-    *(f"customConversions{n}" for n in range(1, CUSTOM_SLOTS + 1)),
-)
-NUMBER_METRICS = (
-    "revenue",
-    "cost",
-    "profit",
-    "roi",
-    "cpv",
-    "ctr",
-    "cr",
-    "cv",
-    "epv",
-    "epc",
-    "ap",
-    "ictr",
-    "advertiserCost",
-    "ecpa",
-    "ecpc",
-    "ecpm",
-    "rpm",
-    "winRate",
-    *(f"customRevenue{n}" for n in range(1, CUSTOM_SLOTS + 1)),
-)
-METRICS = INTEGER_METRICS + NUMBER_METRICS
-_CUSTOM_COLUMN = re.compile(r"^custom(Conversions|Revenue)\d+$")
-_TEXT_COLUMN = re.compile(r"(Id|Name|Url|Notes|Country|Code|Type|Status|Tags)$")
-
-
-_VOLUUM_TYPES = {"integer": INTEGER, "yesno": BOOLEAN, "string": STRING}
-_ENTITY_ATTRIBUTES = frozenset(
-    {
-        "payout",
-        "numberOfOffers",
-        "bid",
-        "cpa",
-        "cpc",
-        "cpm",
-        "dailyBudget",
-        "totalBudget",
-        "totalSpend",
-        "deleted",
-    }
-)
-
-
-def voluum_type(kind: str) -> dict:
-    """JSON schema for a `/column/info` type (`integer`, `monetary-decimal-4`, `yesno`, ...)."""
-    if kind.startswith("string"):
-        return STRING
-    return _VOLUUM_TYPES.get(kind, NUMBER)
-
-
-def account_columns(mappings: Mapping[str, str]) -> tuple[str, ...]:
-    """Numeric columns the account defined itself (custom formulas such as `CostPerFTD`).
-
-    `/column/info` also lists the time levels a report can be grouped by (`day`, `hour`,
-    `month`, `day-of-week`, ...): they are groupings, filled only when grouped by, never
-    columns, so they are left out whatever their spelling (case, `-`, `_` ignored).
-    """
-    known = set(METRICS) | {f for d in DIMENSIONS for f in d.fields} | _ENTITY_ATTRIBUTES
-    entity = re.compile(r"^(campaign|offer|lander|flow|trafficSource|affiliateNetwork)[A-Z]")
-    time_level = re.compile(
-        r"^(date|day|hour|minute|week|month|quarter|year|dayofweek|dayofmonth|dayofyear"
-        r"|hourofday|weekofyear|monthofyear)$"
-    )
-    return tuple(
-        key
-        for key, kind in mappings.items()
-        if key not in known
-        and not entity.match(key)
-        and not time_level.match(re.sub(r"[-_ ]", "", key).lower())
-        and voluum_type(kind) is not STRING
-        and kind != "yesno"
-    )
-
-
-def column_type(column: str, mappings: Mapping[str, str] | None = None) -> dict:
-    """JSON schema of a report column: `/column/info`'s type, else by name."""
-    if mappings and column in mappings:
-        return voluum_type(mappings[column])
-    if column in INTEGER_METRICS:
-        return INTEGER
-    if column in NUMBER_METRICS:
-        return NUMBER
-    if _TEXT_COLUMN.search(column) or column in ("os", "browser"):
-        return STRING
-    return NUMBER  # account-defined formula columns (e.g. CostPerFTD) are numbers
 
 
 @dataclass(frozen=True)
@@ -210,15 +51,27 @@ class ReportDefinition:
     columns: tuple[str, ...] = METRICS
 
     @property
-    def time_in_group_by(self) -> bool:
-        """Whether the time level fits under Voluum's three grouping levels."""
-        return len(self.dimensions) < MAX_GROUP_LEVELS
+    def time_levels(self) -> tuple[str, ...]:
+        """The time levels grouped by, within Voluum's three levels.
+
+        Daily: `day` when there is room. Hourly: `day` and `hour` when there is room for
+        both (each row one date-hour, whatever the window's span), else `hour` alone (an
+        hour of the window's single day).
+        """
+        room = MAX_GROUP_LEVELS - len(self.dimensions)
+        if self.granularity == "hour":
+            return ("day", "hour") if room >= 2 else ("hour",)
+        return ("day",) if room >= 1 else ()
+
+    @property
+    def spans_days(self) -> bool:
+        """Whether a window may span many days: each row then names its day."""
+        return "day" in self.time_levels
 
     @property
     def group_by(self) -> list[str]:
-        """`groupBy` values, the time level last."""
-        levels = [d.group_by for d in self.dimensions]
-        return [*levels, self.granularity] if self.time_in_group_by else levels
+        """`groupBy` values, the time levels last."""
+        return [*(d.group_by for d in self.dimensions), *self.time_levels]
 
     @property
     def key_fields(self) -> tuple[str, ...]:
@@ -333,7 +186,7 @@ class ReportStream(WindowedStream):
         for column in columns:
             properties.setdefault(column, column_type(column, column_info))
             label = (labels or {}).get(column)
-            if label and _CUSTOM_COLUMN.match(column):
+            if label and CUSTOM_COLUMN.match(column):
                 description = f"{label}: {column} in this Voluum account"
                 properties[column] = {**properties[column], "description": description}
         properties["timeZone"] = STRING
@@ -341,10 +194,9 @@ class ReportStream(WindowedStream):
         return {"type": "object", "properties": properties}
 
     @property
-    def window_days(self) -> int:
-        """Hourly reports and reports with no room for the day level read one day a time."""
-        one_day = self.definition.granularity == "hour" or not self.definition.time_in_group_by
-        return 1 if one_day else super().window_days
+    def window_days(self) -> int | None:
+        """Reports with no room for the day level read one day a time."""
+        return super().window_days if self.definition.spans_days else 1
 
     LOCAL_FIELDS = frozenset({BUCKET_KEY, "timeZone", "currency"})
     completer_fields = ("day", "hour")
@@ -372,8 +224,7 @@ class ReportStream(WindowedStream):
         """`groupBy` values in the spellings this run uses, the time level last."""
         readings = self.readings
         levels = [readings.spelling(d.group_by, d.candidates) for d in self.definition.dimensions]
-        time_level = [self.definition.granularity] if self.definition.time_in_group_by else []
-        return [*levels, *time_level]
+        return [*levels, *self.definition.time_levels]
 
     def window_params(self, window: Window) -> dict[str, Any]:
         """Grouping and the conversion time mode."""
@@ -444,6 +295,13 @@ class ReportStream(WindowedStream):
             raise
         return True
 
+    def bookmark_after(self, window: Window) -> str:
+        """The start of the window's last bucket: its last hour, or its last day."""
+        last = window.last_hour
+        if self.definition.granularity == "day":
+            last = datetime.combine(last.date(), datetime.min.time())
+        return aware(last, self.tz).isoformat()
+
     def completer(self, window: Window) -> Callable[[dict], None]:
         """Stamp each record with the start of its time bucket and its local day."""
         return _BucketClock(self, window).stamp
@@ -461,18 +319,22 @@ class _BucketClock:
     def __init__(self, stream: ReportStream, window: Window) -> None:
         self.tz = stream.tz
         self.hourly = stream.definition.granularity == "hour"
-        self.window_day = window.start.date()
+        self.window_day = window.start.date() if window.days == 1 else None
         self._cache: dict[tuple[date, int], str] = {}
 
     def stamp(self, record: dict) -> None:
         """Set `bucketStart` and `day` from the record's Voluum `day`/`hour`."""
         value = record.get("day")
-        day = (
-            date.fromisoformat(value[:10])
-            if isinstance(value, str) and len(value) >= 10
-            else self.window_day
-        )
-        hour = _hour(record.get("hour")) if self.hourly else 0
+        hour_value = record.get("hour")
+        if self.hourly and isinstance(hour_value, str) and _is_datetime_text(hour_value):
+            value = hour_value  # "2026-03-02T07:00:00": the date-hour itself
+        if isinstance(value, str) and len(value) >= 10:
+            day = date.fromisoformat(value[:10])
+        elif self.window_day is not None:
+            day = self.window_day
+        else:
+            raise StreamFailure("Voluum's rows carry no day, in a window of several days")
+        hour = _hour(hour_value) if self.hourly else 0
         if self.hourly:
             record["hour"] = hour
         key = (day, hour)
@@ -485,11 +347,15 @@ class _BucketClock:
         record["day"] = day.isoformat()
 
 
+def _is_datetime_text(text: str) -> bool:
+    return len(text) >= 13 and text[4] == "-"
+
+
 def _hour(value: Any) -> int:
     """Voluum's `hour`: an integer, "07", "07:00" or a date-time text."""
     if isinstance(value, int):
         return value
     text = str(value or "0").strip()
-    if len(text) >= 13 and text[4] == "-":
+    if _is_datetime_text(text):
         return int(text[11:13])
     return int(text.split(":")[0] or 0)

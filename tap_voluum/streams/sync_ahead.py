@@ -17,9 +17,9 @@ from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from tap_voluum.sdk_compat import tap_of
+from tap_voluum.sdk_compat import bookmark_ahead, tap_of
 from tap_voluum.streams.base import RUN_ENDING_ERRORS, VoluumStream
-from tap_voluum.streams.page_scheduler import Page, PageFeed, PageScheduler, PageToken
+from tap_voluum.streams.pages import Page, PageFeed, PageScheduler, PageToken
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.helpers.types import Context
 
-    from tap_voluum.streams.windows import Window
+    from tap_voluum.streams.windows import Window, WindowPlan
 
 
 def feed_of(stream: VoluumStream) -> PageFeed:
@@ -58,7 +58,7 @@ def stream_after(stream: Stream) -> Stream | None:
     return synced[found[0] + 1] if found and found[0] + 1 < len(synced) else None
 
 
-def starting_value_ahead(stream: Stream) -> Any:
+def starting_value_ahead(stream: Stream, context: Context | None = None) -> Any:
     """The starting value the SDK will write down when the stream's sync begins.
 
     As `write_starting_replication_value` does: the bookmark, when it is for this
@@ -66,10 +66,7 @@ def starting_value_ahead(stream: Stream) -> Any:
     from the state without touching it. A wrong guess costs no correctness: the plan made
     with it is dropped when the stream's own sync plans other windows.
     """
-    state = stream.tap_state.get("bookmarks", {}).get(stream.name) or {}
-    value = None
-    if state.get("replication_key") == stream.replication_key:
-        value = state.get("replication_key_value") or None
+    value = bookmark_ahead(stream, context)
     start = stream.config.get("start_date")
     if start:
         value = stream.compare_start_date(value, start) if value else start
@@ -82,9 +79,17 @@ class SyncAhead(VoluumStream):
     _primed: PageScheduler | None = None
     _requests: ExitStack | None = None
     _start_ahead: Any = None
+    _plan: WindowPlan
+    _plan_logged = False
 
-    def windows(self, context: Context | None) -> list[Window]:
+    def window_plan(self, context: Context | None) -> WindowPlan:
         """The windows this sync reads."""
+        raise NotImplementedError
+
+    def resize(
+        self, window: Window, first: Page | None, error: BaseException | None
+    ) -> list[Window] | None:
+        """The parts that replace a window before it is read, or None."""
         raise NotImplementedError
 
     @property
@@ -121,28 +126,33 @@ class SyncAhead(VoluumStream):
         """The pages of this sync's windows: as planned ahead, if planned so, else anew."""
         primed, self._primed = self._primed, None
         try:
-            windows = self.windows(context)
+            plan = self.window_plan(context)
         except BaseException:
             if primed is not None:
                 primed.close()
             self._close_requests()
             raise
-        if primed is not None and (primed.windows != windows or primed.feed is not feed_of(self)):
+        if primed is not None and (
+            not primed.windows.same_range(plan) or primed.feed is not feed_of(self)
+        ):
             primed.close()  # planned on other windows: start again
             primed = None
-        if not windows:
+        if plan.empty:
             self._close_requests()
             release_feed(self)
             return None
-        return primed or self._plan(context, windows)
+        return primed or self._schedule(context, plan)
 
-    def _plan(self, context: Context | None, windows: list[Window]) -> PageScheduler:
+    def _schedule(self, context: Context | None, plan: WindowPlan) -> PageScheduler:
         self._open_requests()
+        self._plan = plan
+        self._plan_logged = False
         return PageScheduler(
             partial(self.fetch_page, context),
-            windows,
+            plan,
             feed_of(self),
             page_size=self.page_size,
+            resize=self.resize,
             on_last_windows=self._plan_next_stream,
         )
 
@@ -155,11 +165,11 @@ class SyncAhead(VoluumStream):
             return
         after._start_ahead = starting_value_ahead(after)
         try:
-            windows = after.windows(None)
+            plan = after.window_plan(None)
         finally:
             after._start_ahead = None
-        if windows:
-            after._primed = after._plan(None, windows)
+        if not plan.empty:
+            after._primed = after._schedule(None, plan)
 
     def get_starting_replication_key_value(self, context: Context | None) -> Any | None:
         """The SDK's starting value; before the sync, the value it will start from."""

@@ -1,4 +1,4 @@
-"""The page scheduler of windowed streams: pages asked for concurrently, handed out in order.
+"""The pages of windowed streams: asked for concurrently, handed out in order.
 
 - Order: pages come out window by window and, inside a window, page by page, so records
   and STATE follow window order and a bookmark never covers a window not fully written.
@@ -20,6 +20,10 @@
   (the rows it brought, whatever `limit` it echoes, if any); the other offsets follow.
   A page short of what was expected is followed at once by a request for the rest. The
   stream checks that a window's rows add up to `totalRows`.
+- Windows are cut from the stream's `WindowPlan` as they are asked for, so each is sized
+  by what the windows before it held. A window whose first page says it is too big, or
+  whose first page Voluum refused for its span or kept failing, is replaced by its parts
+  (`resize`) before any of its rows is handed out.
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from tap_voluum.streams.windows import Window
+    from tap_voluum.streams.windows import Window, WindowPlan
+
+    Resize = Callable[[Window, "Page | None", "BaseException | None"], "list[Window] | None"]
+    """The parts that replace a window, given its first page or the error it met; None: keep."""
 
 
 @dataclass(frozen=True)
@@ -75,10 +82,15 @@ class Page:
 @dataclass
 class _WindowPages:
     window: Window
-    queue: deque[Future[Page]]  # requested pages, in order, not yet handed out
+    queue: deque[Future[Page]] = field(default_factory=deque)  # asked for, not handed out
     offsets: deque[int] | None = None  # pages not yet requested; known once page 1 is in
     step: int = 0
     total: int | None = None
+
+    @property
+    def first_asked(self) -> bool:
+        """Whether the window's first page was asked for."""
+        return bool(self.queue) or self.offsets is not None
 
     def plan_after(self, first: Page, page_size: int) -> None:
         """The offsets of the other pages, from the first page's `totalRows` and row count."""
@@ -96,6 +108,17 @@ class _WindowPages:
         return None if self.total is None else min(self.step, self.total - offset)
 
 
+def pages_of_alone(fetch: Callable[[PageToken], Page], window: Window) -> list[Page]:
+    """Every page of one window, one request after another (a check, not a sync)."""
+    pages = [fetch(PageToken(window, 0))]
+    total = pages[0].total_rows or 0
+    got = pages[0].row_count
+    while got < total and pages[-1].row_count:
+        pages.append(fetch(PageToken(window, got)))
+        got += pages[-1].row_count
+    return pages
+
+
 class PageScheduler:
     """One stream's windows: their pages asked for through the tap's feed, handed out in order."""
 
@@ -104,17 +127,18 @@ class PageScheduler:
     def __init__(
         self,
         fetch: Callable[[PageToken], Page],
-        windows: list[Window],
+        plan: WindowPlan,
         feed: PageFeed,
         *,
         page_size: int,
+        resize: Resize,
         on_last_windows: Callable[[], None] | None = None,
     ) -> None:
         self.fetch = fetch
-        self.windows = windows
-        self.pending = deque(windows)  # windows not yet planned
+        self.windows = plan  # windows not yet cut
         self.feed = feed
         self.page_size = page_size
+        self.resize = resize
         self.page_bytes = 0  # the largest page seen: answers being read take memory too
         self.started = False  # the stream's first request went out
         self.answered = False  # ... and came back
@@ -124,15 +148,26 @@ class PageScheduler:
 
     def __iter__(self) -> Iterator[tuple[Window, Iterator[Page]]]:
         self.feed.top_up()
-        while self.plan or self.pending:
-            if not self.plan:  # room was short: other streams' pages run
+        while self.plan or not self.all_cut:
+            if not self.plan or not self.plan[0].first_asked:
                 if not self.feed.wait():
                     self.ask_first() or self.ask_next()  # one request may always run
                 continue
             entry = self.plan[0]
+            if entry.offsets is None and not self._settle(entry):
+                continue  # replaced by its parts
             yield entry.window, self._pages_of(entry)
             self.plan.popleft()
             self.feed.top_up()
+
+    @property
+    def all_cut(self) -> bool:
+        """Whether every window of the range is planned."""
+        return self.windows.cursor >= self.windows.end
+
+    def windows_left(self) -> int:
+        """Windows planned and not handed out, plus those not cut yet."""
+        return len(self.plan) + self.windows.windows_left()
 
     def close(self) -> None:
         """Stop: requests not started are dropped, and the room goes to the other streams.
@@ -142,7 +177,7 @@ class PageScheduler:
         running = [future for future in self.futures() if not future.cancel()]
         wait(running)
         self.plan.clear()
-        self.pending.clear()
+        self.windows.cursor = self.windows.end
         if self in self.feed.schedulers:
             self.feed.schedulers.remove(self)
         self.feed.top_up()
@@ -150,6 +185,31 @@ class PageScheduler:
     def futures(self) -> Iterator[Future[Page]]:
         """The requests asked for and not yet handed out."""
         return itertools.chain.from_iterable(entry.queue for entry in self.plan)
+
+    def _settle(self, entry: _WindowPages) -> bool:
+        """Wait for the head window's first page; False when parts took its place."""
+        future = entry.queue[0]
+        while not future.done():
+            self.feed.wait(future)
+        error = future.exception()
+        if error is not None:
+            self.answered = True  # with an error: what to ask next is known all the same
+            parts = self.resize(entry.window, None, error)
+            if parts is None:
+                raise error
+            self._replace(entry, parts)
+            return False
+        return self._learn(entry, future.result())
+
+    def _replace(self, entry: _WindowPages, parts: list[Window]) -> None:
+        """Put a window's parts in its place; its answers so far are dropped."""
+        for future in entry.queue:
+            future.cancel()
+        index = self.plan.index(entry)
+        del self.plan[index]
+        for offset, window in enumerate(parts):
+            self.plan.insert(index + offset, _WindowPages(window))
+        self.feed.top_up()
 
     def _pages_of(self, entry: _WindowPages) -> Iterator[Page]:
         while True:
@@ -164,13 +224,19 @@ class PageScheduler:
             yield page
             yield from self._rest_of(entry, page)
 
-    def _learn(self, entry: _WindowPages, page: Page) -> None:
+    def _learn(self, entry: _WindowPages, page: Page) -> bool:
+        """Take in a page; a first page plans the rest, or splits its window (False)."""
         self.answered = True
         self.page_bytes = max(self.page_bytes, page.size)
         if entry.offsets is None:
+            parts = self.resize(entry.window, page, None)
+            if parts is not None:
+                self._replace(entry, parts)
+                return False
             entry.plan_after(page, self.page_size)
         elif entry.total is None and page.row_count and page.token.offset >= entry.step:
             entry.offsets.append(page.token.offset + page.row_count)
+        return True
 
     def _rest_of(self, entry: _WindowPages, page: Page) -> Iterator[Page]:
         """Ask at once for rows a page should have brought and did not (a silent cap)."""
@@ -195,10 +261,10 @@ class PageScheduler:
         return self.feed.pool.submit(self.fetch, PageToken(window, offset))
 
     def learn_firsts(self) -> None:
-        """Plan the other pages of windows whose first page came in."""
-        for entry in self.plan:
+        """Plan the other pages of windows whose first page came in (or split them)."""
+        for entry in list(self.plan):
             first = entry.queue[0] if entry.queue else None
-            if first and first.done() and first.exception() is None:
+            if first and first.done() and not first.cancelled() and first.exception() is None:
                 self.answered = True
                 if entry.offsets is None:
                     self._learn(entry, first.result())
@@ -209,16 +275,29 @@ class PageScheduler:
         Twice: a request asked for now may wait for up to that many before its turn at the
         rate limiter, then for its answer, and should come back before these are all sent.
         """
-        left = len(self.pending) + sum(len(e.offsets or ()) for e in self.plan)
+        unasked = sum(not e.first_asked for e in self.plan)
+        left = unasked + self.windows.windows_left() + sum(len(e.offsets or ()) for e in self.plan)
         return left <= 2 * self.feed.max_running
+
+    def _new_window(self) -> bool:
+        """Ask for the first page of the next window (planned, or cut from the range)."""
+        entry = next((e for e in self.plan if not e.first_asked), None)
+        if entry is None:
+            if len(self.plan) >= self.MAX_WINDOWS_AHEAD:
+                return False
+            window = self.windows.next()
+            if window is None:
+                return False
+            entry = _WindowPages(window)
+            self.plan.append(entry)
+        entry.queue.append(self._submit(entry.window, 0))
+        return True
 
     def ask_first(self) -> bool:
         """Send the stream's first request (alone: nothing else until it is answered)."""
-        if self.started or not self.pending:
+        if self.started:
             return False
-        window = self.pending.popleft()
-        self.plan.append(_WindowPages(window, deque([self._submit(window, 0)])))
-        return True
+        return self._new_window()
 
     def ask_next(self) -> bool:
         """Ask for one more page: follow-up pages of the earliest windows, then a new window."""
@@ -228,11 +307,7 @@ class PageScheduler:
         if unasked is not None and unasked.offsets:
             unasked.queue.append(self._submit(unasked.window, unasked.offsets.popleft()))
             return True
-        if self.pending and len(self.plan) < self.MAX_WINDOWS_AHEAD:
-            window = self.pending.popleft()
-            self.plan.append(_WindowPages(window, deque([self._submit(window, 0)])))
-            return True
-        return False
+        return self._new_window()
 
 
 class PageFeed:

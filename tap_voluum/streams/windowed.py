@@ -1,0 +1,498 @@
+"""Windowed streams: a report-like endpoint read window by window, records in window order.
+
+The read, top to bottom (`read_records`): the stream's range (`window_plan`: from
+`start_date` or the bookmark's day minus `lookback_days`, to `end_date` or now) is cut
+into windows as wide as the data allows (`windows.WindowPlan`); their pages are asked for
+concurrently and handed out in order (`pages.PageScheduler`); each page's rows become
+records (`record_path`), are checked against Voluum's `totalRows` and `totals`
+(`reconcile`), and after each whole window the bookmark moves to that window's last hour
+and a STATE goes out. A bookmark never covers a window not fully written: records move
+no bookmark on their own (`sdk_compat.WindowBookmarks`), a window does.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, ClassVar
+from zoneinfo import ZoneInfo
+
+import msgspec
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.streams.rest import PageContext
+
+from tap_voluum.errors import TRANSIENT_EXCEPTIONS, StreamFailure, VoluumAPIError
+from tap_voluum.readings import Readings, mentions
+from tap_voluum.sdk_compat import (
+    RecordHook,
+    RecordWriter,
+    WindowBookmarks,
+    sdk_path_reason,
+    send_request,
+    write_state,
+)
+from tap_voluum.streams.pages import Page, PageScheduler, PageToken, pages_of_alone
+from tap_voluum.streams.reconcile import Reconciler
+from tap_voluum.streams.record_path import (
+    add_up,
+    page_decoder,
+    records_in_chunks,
+    unseen,
+)
+from tap_voluum.streams.sync_ahead import SyncAhead
+from tap_voluum.streams.windows import (
+    Window,
+    WindowPlan,
+    aware,
+    ceil_hour,
+    duration,
+    local_now,
+    parse_setting_datetime,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from singer_sdk.helpers.types import Context
+
+MAX_READING_CHANGES = 12
+"""Changes of readings one request may go through before its stream gives up."""
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    Remedy: TypeAlias = Callable[[Window, dict[str, Any], VoluumAPIError], bool]
+    """A change of reading after Voluum refused a parameter; False when it has none."""
+
+
+class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
+    """A report-like endpoint read in date windows, incremental on a date-time key."""
+
+    is_sorted = True
+    check_sorted = False  # the lookback re-reads days before the bookmark on purpose
+    decode_rows_later = True
+    # Rows are copied field by field from Voluum's JSON, whose types already match the
+    # schema: the SDK's per-record type conformance would only repeat that work.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    # --- the range -------------------------------------------------------------------
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The report time zone (`timezone`)."""
+        return ZoneInfo(str(self.config["timezone"]))
+
+    @property
+    def window_days(self) -> int | None:
+        """Local days per window: the user's `report_window_days`, or None (automatic)."""
+        days = self.config.get("report_window_days")
+        return int(days) if days else None
+
+    def range_end(self) -> datetime:
+        """`min(end_date, now)` as local wall-clock time, rounded up to a whole hour."""
+        end = ceil_hour(local_now(self.tz))
+        if self.config.get("end_date"):
+            end = min(
+                end, ceil_hour(parse_setting_datetime(self.config["end_date"]).replace(tzinfo=None))
+            )
+        return end
+
+    def range_start_day(self, context: Context | None) -> date:
+        """`start_date`'s day, or the bookmark's day minus `lookback_days`.
+
+        The bookmark is the last hour of the last window written whole (windows move it,
+        records do not), so everything before it was read; `lookback_days` re-reads late
+        conversions and cost corrections.
+        """
+        first = parse_setting_datetime(str(self.config["start_date"])).date()
+        starting = self.get_starting_replication_key_value(context)  # max(bookmark, start_date)
+        if not starting:
+            return first
+        day = parse_setting_datetime(str(starting)).astimezone(self.tz).date()
+        return max(first, day - timedelta(days=int(self.config["lookback_days"])))
+
+    def window_plan(self, context: Context | None) -> WindowPlan:
+        """The windows this sync reads (the last day alone for `--test`)."""
+        end = self.range_end()
+        first = self.range_start_day(context)
+        if self.connection_test:
+            first = max(first, (end - timedelta(hours=1)).date())
+        return WindowPlan(first, end, days=self.window_days, widest=self.readings.widest_span)
+
+    def bookmark_after(self, window: Window) -> str:
+        """The bookmark once `window` is written: the start of its last bucket."""
+        return aware(window.last_hour, self.tz).isoformat()
+
+    # --- requests --------------------------------------------------------------------
+
+    @property
+    def page_size(self) -> int:
+        """Rows asked for per request (`page_size`); Voluum may serve fewer."""
+        return int(self.config["page_size"])
+
+    @property
+    def readings(self) -> Readings:
+        """How this run's Voluum reads parameters (shared by every stream)."""
+        return self.run.readings
+
+    reconciler: Reconciler | None = None
+    columns_listed_only: ClassVar[bool] = False
+    """Ask only for columns `/column/info` listed (report columns)."""
+
+    def sort_column(self) -> str | None:
+        """The column pages are sorted by, for a stable order across pages."""
+        return None
+
+    def window_params(self, window: Window) -> dict[str, Any]:
+        """Query parameters for one window (without paging): range, zone, account options."""
+        params: dict[str, Any] = {**window.params, "tz": str(self.config["timezone"])}
+        params["include"] = "ALL"
+        columns = self.readings.columns(
+            self.path, self.requested_columns(), listed_only=self.columns_listed_only
+        )
+        if columns:
+            params["columns"] = columns
+        sort = self.readings.sort(self.sort_column())
+        if sort:
+            params["sort"] = sort
+            params["direction"] = "ASC"
+        if self.config.get("currency"):
+            params["currency"] = self.config["currency"]
+        if self.config.get("workspace_ids"):
+            params["workspaces"] = list(self.config["workspace_ids"])
+        return params
+
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
+        """The window's parameters plus `limit`/`offset`."""
+        assert isinstance(next_page_token, PageToken)
+        params = self.window_params(next_page_token.window)
+        params["limit"] = self.page_size
+        params["offset"] = next_page_token.offset
+        return params
+
+    def fetch_page(self, context: Context | None, token: PageToken) -> Page:
+        """One page, through the SDK's retries; a refused parameter reading is changed."""
+        readings = self.readings
+        for _ in range(MAX_READING_CHANGES):
+            version = readings.version
+            request = self.get_http_request(
+                page=PageContext(stream_context=context, next_page_token=token)
+            )
+            prepared = self.build_prepared_request(
+                method=request.method,
+                url=request.url,
+                params=request.encode_params(),
+                headers=request.headers,
+            )
+            try:
+                page = self._fetch(prepared, context, token)
+            except VoluumAPIError as exc:
+                if not exc.is_refused_parameter:
+                    raise
+                with readings.lock:
+                    if readings.version == version and not self.adapt(
+                        token.window, request.params, exc
+                    ):
+                        raise StreamFailure(f"{exc} (no other reading left to try)") from exc
+                continue
+            self.accepted(request.params)
+            return page
+        raise StreamFailure(f"{self.path}: Voluum kept refusing the parameters")
+
+    def _fetch_once(self, prepared: Any, context: Context | None, token: PageToken) -> Page:
+        response = send_request(self, prepared_request=prepared, context=context)
+        head = self.read_page(response)
+        with self._count_lock:
+            self._request_counter.increment()
+        return Page(token, response.content, head.totalRows, len(head.rows), head.totals)
+
+    # --- readings Voluum refused -----------------------------------------------------
+
+    def adapt(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+        """Change one refused parameter reading (sort, columns); False when none is left."""
+        return any(remedy(window, params, exc) for remedy in self.remedies(params, exc.detail))
+
+    def remedies(self, params: dict[str, Any], text: str) -> list[Remedy]:
+        """What to change, the one the error text points at first."""
+        if self.named_columns(params, text) and "sort" not in text.lower():
+            return [self.drop_columns, self.drop_sort]
+        return [self.drop_sort, self.drop_columns]
+
+    def protected_columns(self) -> frozenset[str]:
+        """Columns never dropped on a hint (the key and the time fields)."""
+        return frozenset(self.primary_keys or ())
+
+    def named_columns(self, params: dict[str, Any], text: str) -> list[str]:
+        """Requested columns an error text names (keys and the sort column excepted)."""
+        protected = self.protected_columns() | {params.get("sort")}
+        return [c for c in params.get("columns") or () if c not in protected and mentions(text, c)]
+
+    def drop_sort(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+        """Read without `sort` (pages are then checked for repeats and gaps)."""
+        sort = params.get("sort")
+        if not sort:
+            return False
+        self.readings.refuse_sort(sort)
+        self.note_reading(exc, f"reading without sort={sort} from now on")
+        return True
+
+    def drop_columns(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+        """Leave out the columns Voluum named, or the `columns` parameter altogether."""
+        if not params.get("columns"):
+            return False
+        named = self.named_columns(params, exc.detail)
+        self.readings.refuse_columns(self.path, named)
+        if self.readings.sends_columns(self.path):
+            self.note_reading(exc, f"leaving out columns {', '.join(named)} from now on")
+        else:
+            self.note_reading(exc, "leaving out the columns parameter from now on")
+        return True
+
+    def accepted(self, params: dict[str, Any]) -> None:
+        """Voluum answered a request built with these parameters."""
+
+    def note_reading(self, exc: VoluumAPIError, change: str) -> None:
+        """One INFO line per change of reading (a change holds for the rest of the run)."""
+        self.logger.info("%s: Voluum refused a parameter (%s); %s", self.name, exc, change)
+
+    # --- records ---------------------------------------------------------------------
+
+    LOCAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"timeZone", "currency"})
+    """Fields the tap fills in itself; every other schema field is copied from Voluum."""
+    non_null_keys: ClassVar[tuple[str, ...]] = ()
+    distinct_rows: ClassVar[bool] = False
+    """Rows are unique by primary key (report groups): repeats across pages are dropped."""
+
+    @cached_property
+    def api_fields(self) -> tuple[str, ...]:
+        """The selected schema fields that come from Voluum's rows (which carry many more)."""
+        return tuple(
+            field
+            for field in self.effective_schema["properties"]
+            if field not in self.LOCAL_FIELDS and self.mask.get(("properties", field), True)
+        )
+
+    def requested_columns(self) -> list[str]:
+        """`columns`: the fields wanted from Voluum."""
+        return list(self.api_fields)
+
+    def completer(self, window: Window) -> Callable[[dict], None]:
+        """Return what fills a record's own fields from its Voluum values (bucket, times)."""
+        raise NotImplementedError
+
+    completer_fields: ClassVar[tuple[str, ...]] = ()
+    """Row fields the completer reads, selected or not."""
+
+    @cached_property
+    def _row_fields(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.api_fields, *self.completer_fields)))
+
+    @cached_property
+    def _page_decoder(self) -> msgspec.json.Decoder:
+        return page_decoder(self._row_fields)
+
+    @cached_property
+    def _stamp(self) -> dict[str, Any]:
+        """The tap's own fields of every record (time zone, currency), the selected ones."""
+        stamp = {"timeZone": str(self.config["timezone"]), "currency": self.config.get("currency")}
+        return {k: v for k, v in stamp.items() if self.mask[("properties", k)]}
+
+    def written_fields(self) -> tuple[str, ...]:
+        """Every field a record of this stream may carry."""
+        key = (self.replication_key,) if self.replication_key else ()
+        return (*self.api_fields, *self._stamp, *key)
+
+    def record_chunks(self, window: Window, page: Page) -> Iterator[list[dict]]:
+        """The page's records, in order, in chunks (`record_path.records_in_chunks`).
+
+        The body is let go once decoded, and each chunk's rows once they are records.
+        """
+        rows = self._page_decoder.decode(page.take_body()).rows
+        if page.keep is not None:
+            del rows[page.keep :]
+        return records_in_chunks(
+            rows,
+            non_null=self.non_null_keys,
+            complete=self.completer(window),
+            unselected=tuple(f for f in self.completer_fields if f not in self.api_fields),
+            stamp=self._stamp,
+        )
+
+    # --- the ordered, concurrent read ------------------------------------------------
+
+    def read_records(self, context: Context | None) -> Iterable[dict]:
+        """Yield every window's records in order; after each window, its bookmark and STATE."""
+        scheduler = self._scheduler(context)
+        if scheduler is None:
+            self.logger.info("%s: nothing to read, the range is empty", self.name)
+            return
+        self.reconciler = self.make_reconciler()
+        self._record_writer = self.make_record_writer()
+        self._batched = self.get_batch_config(self.config) is not None
+        self._started = time.monotonic()
+        self._windows_done = 0
+        with self.reading(scheduler):
+            try:
+                yield from self._read(context, scheduler)
+            finally:
+                self.flush_records()
+                self.fast_write = None
+        if self.reconciler:
+            self.reconciler.summary()
+
+    _record_writer: RecordWriter | None = None
+    _batched = False
+    _windows_done = 0
+
+    def flush_records(self) -> None:
+        """Write out the RECORD lines still buffered."""
+        if self._record_writer:
+            self._record_writer.flush()
+
+    def make_record_writer(self) -> RecordWriter | None:
+        """The writer of this stream's RECORD lines, or None for the SDK's own path."""
+        reason = sdk_path_reason(self, self.written_fields())
+        if reason:
+            self.logger.debug("%s: records go through the SDK's writer: %s", self.name, reason)
+            return None
+        return RecordWriter(self)
+
+    def make_reconciler(self) -> Reconciler | None:
+        """What checks each window against Voluum's totals (report streams only)."""
+        return None
+
+    def _read(self, context: Context | None, scheduler: PageScheduler) -> Iterator[dict]:
+        for window, pages in scheduler:
+            yield from self._read_window(window, pages)
+            self._windows_done += 1
+            self._log_progress(window, scheduler)
+            if not self.connection_test:
+                self.move_bookmark(context, self.bookmark_after(window))
+                if not self._batched:
+                    # With BATCH messages the SDK writes STATE after each batch file instead:
+                    # a window's records may still wait in a batch not yet written.
+                    write_state(self)
+
+    def _read_window(self, window: Window, pages: Iterator[Page]) -> Iterator[dict]:
+        started = time.monotonic()
+        count = received = rows = 0
+        total: int | None = None
+        totals: dict | None = None
+        seen: set[int] | None = set() if self.distinct_rows else None
+        keys = tuple(self.primary_keys or ())
+        reconciler = self.reconciler
+        if reconciler:
+            reconciler.start_window()
+        writer = self._record_writer
+        for page in pages:
+            if not count:
+                total, totals = page.total_rows, page.totals
+            count += 1
+            received += page.kept
+            if writer:
+                self.fast_write = writer.for_page()
+            for chunk in self.record_chunks(window, page):
+                records = chunk if seen is None else unseen(chunk, seen, keys)
+                if reconciler:
+                    add_up(reconciler, records)
+                rows += len(records)
+                yield from records
+                if writer:
+                    writer.flush()
+        self._check_whole(window, total, received if seen is None else rows)
+        if reconciler and count:
+            self._reconcile(reconciler, window, totals)
+        self._window_figures = (rows, count, time.monotonic() - started)
+
+    _window_figures: tuple[int, int, float] = (0, 0, 0.0)
+
+    def _reconcile(self, reconciler: Reconciler, window: Window, totals: dict | None) -> None:
+        """Check a window against Voluum's totals; a mismatch over days is found day by day."""
+        if window.days == 1 or reconciler.matches(totals):
+            reconciler.check(f"{window.first_day:%Y-%m-%d}", totals)
+            return
+        for day in window.day_windows():
+            reconciler.start_window()
+            answer = pages_of_alone(partial(self.fetch_page, None), day)
+            for page in answer:
+                for chunk in self.record_chunks(day, page):
+                    add_up(reconciler, chunk)
+            reconciler.check(f"{day.first_day:%Y-%m-%d}", answer[0].totals if answer else None)
+
+    # --- window sizes ----------------------------------------------------------------
+
+    def resize(
+        self, window: Window, first: Page | None, error: BaseException | None
+    ) -> list[Window] | None:
+        """The parts that replace a window before it is read, or None to read it as it is.
+
+        Called with the window's first page (a window too big for one read is split, and
+        the next ones are sized by it) or with the error its first page met (a span Voluum
+        refuses is halved; a window still failing after its retries is halved once).
+        """
+        plan = self._plan
+        if first is not None:
+            plan.learn(window, first.total_rows)
+            self.log_plan(plan, first)
+            if first.total_rows is not None and plan.too_big(window, first.total_rows):
+                parts = plan.split_for_rows(window, first.total_rows)
+                self.logger.info(
+                    "%s: window %s holds %d rows: read in %d parts",
+                    self.name, window, first.total_rows, len(parts),
+                )  # fmt: skip
+                return parts
+            return None
+        if window.days == 1:
+            return None
+        if isinstance(error, VoluumAPIError) and error.refuses_range:
+            widest = self.readings.refuse_span(window.days)
+            self.logger.info(
+                "%s: Voluum refused %d days in one request (%s); at most %d days a request "
+                "from now on", self.name, window.days, error, widest,
+            )  # fmt: skip
+            return plan.split_in_halves(window)
+        if isinstance(error, TRANSIENT_EXCEPTIONS) and not window.halved:
+            self.logger.warning(
+                "%s: window %s still failing after its retries (%s): reading it in two halves",
+                self.name, window, error,
+            )  # fmt: skip
+            return plan.split_in_halves(window, after_errors=True)
+        return None
+
+    def log_plan(self, plan: WindowPlan, first: Page) -> None:
+        """Once, with the first answer: the range, and the windows and requests it takes."""
+        if not self._plan_logged:
+            self._plan_logged = True
+            rate = float(self.config["max_requests_per_second"])
+            served = first.row_count if first.row_count < (first.total_rows or 0) else 0
+            plan_line = plan.describe(served, self.page_size, rate)
+            self.logger.info("%s: plan: %s", self.name, plan_line)
+
+    def _log_progress(self, window: Window, scheduler: PageScheduler) -> None:
+        """One INFO line per window: rows, requests, time, and the time left at this pace."""
+        rows, requests, seconds = self._window_figures
+        done = self._windows_done
+        left = scheduler.windows_left() - 1
+        pace = (time.monotonic() - self._started) / done
+        self.logger.info(
+            "%s: window %d/%d %s done: %d rows, %d requests, %.2f s; about %s left",
+            self.name,
+            done,
+            done + max(left, 0),
+            window,
+            rows,
+            requests,
+            seconds,
+            duration(pace * max(left, 0)),
+        )
+
+    def _check_whole(self, window: Window, total: int | None, rows: int) -> None:
+        """A window whose rows do not add up to Voluum's `totalRows` is never bookmarked."""
+        if total is not None and rows != total:
+            msg = (
+                f"window {window} is not whole: {rows} rows read but Voluum's totalRows "
+                f"says {total}; its state is not saved, run again"
+            )
+            raise StreamFailure(msg)
