@@ -12,6 +12,7 @@ from types import FrameType
 
 from .data import Dataset
 from .dialects import DIALECTS, parse_dialects
+from .range_cap import DEFAULT_WORDING, RANGE_CAP_WORDINGS
 from .server import FAULT_KINDS, SandboxServer
 
 DEFAULT_FAULT_KINDS = "500,502_html,503,reset,burst_429"
@@ -69,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="campaign x day reports silently lose their first row of this day",
     )
+    p.add_argument(
+        "--range-cap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="/report and /report/conversions refuse windows over N days (400); 0 = off",
+    )
+    p.add_argument(
+        "--range-cap-wording",
+        default=DEFAULT_WORDING,
+        choices=tuple(RANGE_CAP_WORDINGS),
+        help=f"wording of the --range-cap refusal (default {DEFAULT_WORDING})",
+    )
     return p
 
 
@@ -80,6 +94,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parse_dialects(args.dialects)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.range_cap is not None and args.range_cap < 0:
+        parser.error("--range-cap must not be negative")
     return args
 
 
@@ -121,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         retry_after=args.retry_after,
         dialects=args.dialects,
         lose_row_day=args.lose_row_day,
+        range_cap=args.range_cap,
+        range_cap_wording=args.range_cap_wording,
     )
     stop = threading.Event()
 

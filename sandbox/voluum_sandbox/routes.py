@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .auth import Session, access_denied
 from .formats import ampm, iso_ms
 from .query import first, many, parse_paging
+from .range_cap import check_range
 from .responses import ApiError, Response, error_response, json_response
 from .timezones import tz_context
 
@@ -71,6 +72,8 @@ class Routes:
     workspaces_status: int
     live_status: int
     event_log_status: int
+    range_cap: int | None
+    range_cap_wording: str
     _dialects: Dialects
     _lock: threading.Lock
     _sessions: dict[str, Session]
@@ -108,6 +111,8 @@ class Routes:
             )
         if parts[0] in ENTITY_PATHS and len(parts) <= 2:
             return self._entities(parts, query)
+        if clean in ("/report", "/report/conversions"):
+            check_range(query, self.range_cap, self.range_cap_wording)
         if clean == "/report":
             return json_response(200, self._dialects.report(self.engine, query))
         if clean == "/report/conversions":

@@ -23,6 +23,7 @@ from .auth import ACCESS_KEY_DENY_LIST, Session, SessionAuth, token_hash
 from .data import Dataset
 from .dialects import Dialects, parse_day, parse_dialects
 from .faults import FAULT_KINDS, FaultInjector, FaultPlan, QueuedFault
+from .range_cap import DEFAULT_WORDING, parse_range_cap, parse_wording
 from .reports import ApiError, ReportEngine
 from .request_log import RequestLog
 from .responses import UTC, Response, error_envelope, error_response, json_response
@@ -54,6 +55,8 @@ KNOBS = (
     "retry_after",
     "dialects",
     "lose_row_day",
+    "range_cap",
+    "range_cap_wording",
 )
 
 
@@ -74,6 +77,9 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         dialects: readings of the API to play (names from ``DIALECTS``; default none).
         lose_row_day: ``"YYYY-MM-DD"`` (or a date): campaign x day reports silently lose
             their first row of that day (``None`` = off).
+        range_cap: days: ``/report`` and ``/report/conversions`` refuse a longer window with
+            400 (``None``/0 = off; see ``range_cap.py``).
+        range_cap_wording: the refusal's code and description (``RANGE_CAP_WORDINGS``).
 
     """
 
@@ -93,6 +99,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         event_log_status: int = 200,
         dialects: Collection[str] = (),
         lose_row_day: str | date | None = None,
+        range_cap: int | None = None,
+        range_cap_wording: str = DEFAULT_WORDING,
     ) -> None:
         """Prepare the server (call :meth:`start` to serve)."""
         self.dataset = dataset if dataset is not None else Dataset()
@@ -116,6 +124,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         self.live_status = 200
         self.event_log_status = 200
         self._dialects = Dialects()
+        self.range_cap: int | None = None
+        self.range_cap_wording = DEFAULT_WORDING
         self.configure(
             latency=latency,
             rate_limit=rate_limit,
@@ -126,6 +136,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
             event_log_status=event_log_status,
             dialects=dialects,
             lose_row_day=lose_row_day,
+            range_cap=range_cap,
+            range_cap_wording=range_cap_wording,
         )
         self._httpd: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -214,7 +226,7 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
     def configure(self, **knobs: Any) -> None:
         """Change knobs at runtime: ``latency``, ``rate_limit``, ``token_lifetime``, ``faults``,
         ``workspaces_status``, ``live_status``, ``event_log_status``, ``retry_after``,
-        ``dialects``, ``lose_row_day``.
+        ``dialects``, ``lose_row_day``, ``range_cap``, ``range_cap_wording``.
 
         ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults); its
         ``next`` entries are queued like :meth:`fail_next`.  ``dialects`` replaces the whole
@@ -223,10 +235,13 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         unknown = set(knobs) - set(KNOBS)
         if unknown:
             raise ValueError(f"unknown knobs: {sorted(unknown)}")
+        cap = parse_range_cap(knobs.get("range_cap", self.range_cap))
+        wording = parse_wording(knobs.get("range_cap_wording", self.range_cap_wording))
         if "dialects" in knobs or "lose_row_day" in knobs:
             names = parse_dialects(knobs.get("dialects", self._dialects.names))
             day = parse_day(knobs.get("lose_row_day", self._dialects.lose_row_day))
             self._dialects = Dialects(names, day)
+        self.range_cap, self.range_cap_wording = cap, wording
         with self._lock:
             if "latency" in knobs:
                 self.latency = max(0.0, float(knobs["latency"] or 0.0))
