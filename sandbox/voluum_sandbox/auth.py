@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -20,7 +20,7 @@ from .formats import iso_ms
 from .responses import ApiError, Response, error_response, json_response
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    from .accounts import Account
 
 # Endpoints that deny sessions created with an access key (Voluum docs).
 ACCESS_KEY_DENY_LIST = (
@@ -95,43 +95,38 @@ class Session:
 
     expires_at: float
     kind: str  # "access" (access key) or "password" (email/password)
+    account: int = 0  # index of the account that logged in
 
 
 class SessionAuth:
     """Part of :class:`~voluum_sandbox.server.SandboxServer`: logins and token checks."""
 
-    dataset: Dataset
+    accounts: list[Account]
     token_lifetime: float
     _lock: threading.Lock
     _sessions: dict[str, Session]
 
-    def _login(self, path: str, body: bytes) -> Response:
-        """``POST /auth/access/session`` and ``POST /auth/session``."""
+    def _login(self, path: str, body: bytes, entry: dict[str, Any] | None = None) -> Response:
+        """``POST /auth/access/session`` and ``POST /auth/session`` (``entry["account"]``:
+        the index of the account logged in to).
+        """  # noqa: D205
         try:
             data = msgspec.json.decode(body or b"{}")
         except msgspec.DecodeError as exc:
             raise ApiError(400, "BAD_REQUEST", "Malformed JSON body") from exc
         if not isinstance(data, dict):
             raise ApiError(400, "BAD_REQUEST", "Malformed JSON body")
-        ds = self.dataset
-        if path.rstrip("/") == "/auth/access/session":
-            ok = data.get("accessId") == ds.access_id and data.get("accessKey") == ds.access_key
-            kind = "access"
-        else:
-            email = data.get("email")
-            ok = (
-                isinstance(email, str)
-                and email.strip().lower() == ds.email
-                and data.get("password") == ds.password
-            )
-            kind = "password"
-        if not ok:
+        account = self._account_for(path, data)
+        if account is None:
             return error_response(401, "BAD_CREDENTIALS")
+        kind = "access" if path.rstrip("/") == "/auth/access/session" else "password"
+        if entry is not None:
+            entry["account"] = account.index
         token = secrets.token_hex(16)
         now = time.time()
         with self._lock:
             expires = now + self.token_lifetime
-            self._sessions[token] = Session(expires, kind)
+            self._sessions[token] = Session(expires, kind, account.index)
         return json_response(
             200,
             {
@@ -141,8 +136,30 @@ class SessionAuth:
             },
         )
 
+    def _account_for(self, path: str, data: dict[str, Any]) -> Account | None:
+        """The account whose access key (or email and password) the login body carries."""
+        for acc in self.accounts:
+            if path.rstrip("/") == "/auth/access/session":
+                ok = data.get("accessId") == acc.access_id and data.get("accessKey") == (
+                    acc.access_key
+                )
+            else:
+                email = data.get("email")
+                ok = (
+                    isinstance(email, str)
+                    and email.strip().lower() == acc.email
+                    and data.get("password") == acc.password
+                )
+            if ok:
+                return acc
+        return None
+
     def _check_token(self, token: str | None) -> str:
         """Return the session kind of a live token, else raise a 401 envelope."""
+        return self._check_session(token).kind
+
+    def _check_session(self, token: str | None) -> Session:
+        """Return the session of a live token, else raise a 401 envelope."""
         if not token:
             raise ApiError(401, "UNAUTHORIZED", "Missing cwauth-token header")
         session = self._sessions.get(token)
@@ -150,4 +167,4 @@ class SessionAuth:
             raise ApiError(401, "UNAUTHORIZED", "Invalid session token")
         if time.time() >= session.expires_at:
             raise ApiError(401, "SESSION_EXPIRED", "Session expired")
-        return session.kind
+        return session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -10,8 +11,10 @@ from collections.abc import Sequence
 from datetime import date
 from types import FrameType
 
+from .accounts import RATE_LIMIT_SCOPES
 from .data import Dataset
 from .dialects import DIALECTS, parse_dialects
+from .range_cap import DEFAULT_WORDING, RANGE_CAP_WORDINGS
 from .server import FAULT_KINDS, SandboxServer
 
 DEFAULT_FAULT_KINDS = "500,502_html,503,reset,burst_429"
@@ -41,6 +44,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rate-limit", type=int, default=15, help="requests per token per second; 0 disables"
     )
+    p.add_argument(
+        "--rate-limit-scope",
+        default="token",
+        choices=RATE_LIMIT_SCOPES,
+        help="token: each token its own --rate-limit; address: one budget per client address",
+    )
+    p.add_argument(
+        "--accounts",
+        type=int,
+        default=1,
+        metavar="K",
+        help="serve K accounts (seeds --seed, --seed + 1, ...), each with its own credentials",
+    )
     p.add_argument("--retry-after", type=int, default=None, help="Retry-After seconds on 429")
     p.add_argument("--token-lifetime", type=float, default=14400, help="token lifetime in seconds")
     p.add_argument(
@@ -69,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="campaign x day reports silently lose their first row of this day",
     )
+    p.add_argument(
+        "--range-cap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="/report and /report/conversions refuse windows over N days (400); 0 = off",
+    )
+    p.add_argument(
+        "--range-cap-wording",
+        default=DEFAULT_WORDING,
+        choices=tuple(RANGE_CAP_WORDINGS),
+        help=f"wording of the --range-cap refusal (default {DEFAULT_WORDING})",
+    )
     return p
 
 
@@ -80,6 +109,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parse_dialects(args.dialects)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.accounts < 1:
+        parser.error("--accounts must be at least 1")
+    if args.range_cap is not None and args.range_cap < 0:
+        parser.error("--range-cap must not be negative")
     return args
 
 
@@ -102,16 +135,20 @@ def faults_from_args(args: argparse.Namespace) -> dict[str, object] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sandbox until SIGINT/SIGTERM; prints credentials and the URL on start."""
     args = parse_args(argv)
-    dataset = Dataset(
-        seed=args.seed,
-        start=args.start,
-        days=args.days,
-        campaigns=args.campaigns,
-        events_per_campaign_hour=args.events_per_campaign_hour,
-        zones=args.zones,
-    )
+    datasets = [
+        Dataset(
+            seed=args.seed + i,
+            start=args.start,
+            days=args.days,
+            campaigns=args.campaigns,
+            events_per_campaign_hour=args.events_per_campaign_hour,
+            zones=args.zones,
+        )
+        for i in range(args.accounts)
+    ]
     server = SandboxServer(
-        dataset=dataset,
+        accounts=datasets,
+        rate_limit_scope=args.rate_limit_scope,
         host=args.host,
         port=args.port,
         token_lifetime=args.token_lifetime,
@@ -121,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         retry_after=args.retry_after,
         dialects=args.dialects,
         lose_row_day=args.lose_row_day,
+        range_cap=args.range_cap,
+        range_cap_wording=args.range_cap_wording,
     )
     stop = threading.Event()
 
@@ -135,6 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"email={server.email}")
         print(f"password={server.password}")
         print(f"url={server.url}")
+        if len(server.accounts) > 1:
+            for acc in server.accounts:
+                n = acc.index + 1
+                print(f"account_{n}_access_id={acc.access_id}")
+                print(f"account_{n}_access_key={acc.access_key}")
+                print(f"account_{n}_email={acc.email}")
+                print(f"account_{n}_password={acc.password}")
+            print("accounts=" + json.dumps([acc.credentials for acc in server.accounts]))
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass

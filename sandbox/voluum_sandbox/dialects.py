@@ -209,8 +209,8 @@ class Dialects:
         """Validate and store the readings."""
         self.names = parse_dialects(names)
         self.lose_row_day = parse_day(lose_row_day)
-        self._log_source: list[dict[str, Any]] | None = None
-        self._log: list[dict[str, Any]] = []
+        # Rendered event logs per dataset (id): (source list, rendered list).
+        self._logs: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
     def __contains__(self, name: object) -> bool:
         """Whether dialect ``name`` is played."""
@@ -344,10 +344,11 @@ class Dialects:
         source = ds.event_log
         if "changes_object" not in self:
             return source
-        if self._log_source is not source or len(self._log) != len(source):
-            self._log = [changes_as_object(e, i, ds.seed) for i, e in enumerate(source)]
-            self._log_source = source
-        return self._log
+        cached = self._logs.get(id(ds))
+        if cached is None or cached[0] is not source or len(cached[1]) != len(source):
+            cached = (source, [changes_as_object(e, i, ds.seed) for i, e in enumerate(source)])
+            self._logs[id(ds)] = cached
+        return cached[1]
 
     def event_log_answer(self, answer: dict[str, Any]) -> dict[str, Any]:
         """Final ``/event-log`` body (``no_paging_echo``: no ``limit``/``offset`` keys)."""

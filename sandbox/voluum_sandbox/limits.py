@@ -1,4 +1,7 @@
-"""Rate limit: at most ``rate_limit`` requests per token in any sliding 1-second window.
+"""Rate limit: at most ``rate_limit`` requests per budget in any sliding 1-second window.
+
+A budget is a token (``rate_limit_scope="token"``, the default) or a client address
+(``"address"``: every token, of every account, from one address shares one budget).
 
 Over it: 429 ``NUMBER_OF_REQUEST_FOR_IP_EXCEEDED`` (with ``Retry-After`` when configured).
 """
@@ -16,12 +19,13 @@ class RateLimiter:
     """Part of :class:`~voluum_sandbox.server.SandboxServer`: the per-token sliding window."""
 
     rate_limit: int | None
+    rate_limit_scope: str
     retry_after: int | None
     _lock: threading.Lock
     _windows: dict[str, deque[float]]
 
-    def _rate_limited(self, token: str) -> tuple[Response | None, float]:
-        """Sliding 1-second window per token: a 429 envelope when over ``rate_limit``.
+    def _rate_limited(self, token: str, client: str | None = None) -> tuple[Response | None, float]:
+        """Sliding 1-second window per budget: a 429 envelope when over ``rate_limit``.
 
         Also returns the admission time (taken under the lock, so times are ordered).
         """
@@ -30,7 +34,8 @@ class RateLimiter:
             limit = self.rate_limit
             if limit is None:
                 return None, now
-            window = self._windows.setdefault(token, deque())
+            key = token if self.rate_limit_scope == "token" else f"address:{client}"
+            window = self._windows.setdefault(key, deque())
             while window and window[0] <= now - 1.0:
                 window.popleft()
             if len(window) >= limit:

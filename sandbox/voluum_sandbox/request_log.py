@@ -1,6 +1,7 @@
 """Request log: what the server answered, the fault counters, and statistics from them.
 
-Each entry: admission time, method, path, query, status, token hash, fault, duration.
+Each entry: admission time, method, path, query, status, token hash, account index, client
+address, fault, duration.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 from .limits import max_in_window
 
 if TYPE_CHECKING:
-    from .reports import ReportEngine
+    from .accounts import Account
 
 
 class RequestLog:
     """Part of :class:`~voluum_sandbox.server.SandboxServer`: the log and its statistics."""
 
-    engine: ReportEngine
+    accounts: list[Account]
     _lock: threading.Lock
     _log_lock: threading.Lock
     _log: list[dict[str, Any]]
@@ -26,7 +27,9 @@ class RequestLog:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Snapshot of the request log (dicts: t, method, path, query, status, token, fault)."""
+        """Snapshot of the request log (dicts: t, method, path, query, status, token, account,
+        client, fault, duration).
+        """  # noqa: D205
         with self._log_lock:
             return [dict(e) for e in self._log]
 
@@ -44,21 +47,36 @@ class RequestLog:
             return dict(self._fault_counts)
 
     def stats(self) -> dict[str, Any]:
-        """Return counts by status, faults injected and max requests per token in any 1-s window."""
+        """Return counts by status, faults injected and max requests per token in any 1-s window.
+
+        Also per account (index: requests served, busiest second) and over every token
+        together (``max_per_second_all``: the busiest second across accounts).
+        """
         log = self.requests
         by_status = Counter(str(e["status"]) for e in log)
         per_token: dict[str, list[float]] = {}
         accepted: dict[str, list[float]] = {}
+        per_account: dict[int, list[float]] = {}
         for e in log:
             if e["token"] is not None:
                 per_token.setdefault(e["token"], []).append(e["t"])
                 if e["status"] != 429:
                     accepted.setdefault(e["token"], []).append(e["t"])
+            if e.get("account") is not None:
+                per_account.setdefault(e["account"], []).append(e["t"])
+        every = [t for ts in per_token.values() for t in ts]
+        every_accepted = [t for ts in accepted.values() for t in ts]
         return {
             "requests": len(log),
             "by_status": dict(sorted(by_status.items())),
             "faults": self.fault_counts,
             "max_per_second": {t: max_in_window(ts) for t, ts in per_token.items()},
             "max_accepted_per_second": {t: max_in_window(ts) for t, ts in accepted.items()},
-            "report_computations": self.engine.computations,
+            "report_computations": sum(a.engine.computations for a in self.accounts),
+            "by_account": {a: len(ts) for a, ts in sorted(per_account.items())},
+            "max_per_second_by_account": {
+                a: max_in_window(ts) for a, ts in sorted(per_account.items())
+            },
+            "max_per_second_all": max_in_window(every),
+            "max_accepted_per_second_all": max_in_window(every_accepted),
         }

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 from .auth import Session, access_denied
 from .formats import ampm, iso_ms
 from .query import first, many, parse_paging
+from .range_cap import check_range
 from .responses import ApiError, Response, error_response, json_response
 from .timezones import tz_context
 
 if TYPE_CHECKING:
+    from .accounts import Account
     from .data import Dataset
     from .dialects import Dialects
-    from .reports import ReportEngine
 
 UTC = timezone.utc
 ENTITY_PATHS = {
@@ -66,19 +67,27 @@ TIMEZONES = (
 class Routes:
     """Part of :class:`~voluum_sandbox.server.SandboxServer`: routing and data endpoints."""
 
-    dataset: Dataset
-    engine: ReportEngine
     workspaces_status: int
     live_status: int
     event_log_status: int
+    range_cap: int | None
+    range_cap_wording: str
     _dialects: Dialects
     _lock: threading.Lock
     _sessions: dict[str, Session]
 
     def _route(  # noqa: PLR0911, PLR0912
-        self, method: str, path: str, query: dict[str, list[str]], token: str, session_kind: str
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        token: str,
+        session_kind: str,
+        *,
+        account: Account,
     ) -> Response:
-        """Dispatch an authenticated request."""
+        """Dispatch an authenticated request to the data of the token's ``account``."""
+        ds, engine = account.dataset, account.engine
         if session_kind == "access" and access_denied(method, path):
             raise ApiError(
                 403, "ACCESS_DENIED", "Access denied for sessions created with an access key"
@@ -107,23 +116,25 @@ class Routes:
                 404, "NOT_FOUND", f"Resource {method} {clean} was not found on this server"
             )
         if parts[0] in ENTITY_PATHS and len(parts) <= 2:
-            return self._entities(parts, query)
+            return self._entities(parts, query, ds)
+        if clean in ("/report", "/report/conversions"):
+            check_range(query, self.range_cap, self.range_cap_wording)
         if clean == "/report":
-            return json_response(200, self._dialects.report(self.engine, query))
+            return json_response(200, self._dialects.report(engine, query))
         if clean == "/report/conversions":
-            return json_response(200, self._dialects.conversions(self.engine, query))
+            return json_response(200, self._dialects.conversions(engine, query))
         if len(parts) == 4 and parts[:2] == ["report", "live"] and parts[2] in ("clicks", "visits"):
-            return self._live(parts[2], parts[3], query)
+            return self._live(parts[2], parts[3], query, ds)
         if clean == "/multiuser/workspace":
             if self.workspaces_status != 200:
                 return self._status_error(self.workspaces_status, "/multiuser/workspace")
-            return json_response(200, {"workspaces": [dict(w) for w in self.dataset.workspaces]})
+            return json_response(200, {"workspaces": [dict(w) for w in ds.workspaces]})
         if clean == "/column/info":
             return json_response(200, {"columnMappings": self._dialects.column_info()})
         if clean == "/dictionary/timezone":
-            return json_response(200, {"timezones": self._timezones()})
+            return json_response(200, {"timezones": self._timezones(ds)})
         if clean == "/event-log":
-            return self._event_log(query)
+            return self._event_log(query, ds)
         raise ApiError(404, "NOT_FOUND", f"Resource {clean} was not found on this server")
 
     @staticmethod
@@ -135,11 +146,10 @@ class Routes:
             )
         return error_response(404, "NOT_FOUND", f"Resource {what} was not found on this server")
 
-    def _entities(self, parts: list[str], query: dict[str, list[str]]) -> Response:
+    def _entities(self, parts: list[str], query: dict[str, list[str]], ds: Dataset) -> Response:
         """Entity lists (``includeDeleted``, ``fields``, ``workspaceId``) and single entities."""
         kind = parts[0]
         wrapper = ENTITY_PATHS[kind][1]
-        ds = self.dataset
         if len(parts) == 2:
             found = ds.entity(kind, parts[1])
             if found is None:
@@ -159,22 +169,23 @@ class Routes:
             items.append({k: v for k, v in e.items() if k in wanted or k == "id"} if wanted else e)
         return json_response(200, {wrapper: items})
 
-    def _timezones(self) -> list[dict[str, str]]:
+    def _timezones(self, ds: Dataset) -> list[dict[str, str]]:
         """Items of ``GET /dictionary/timezone`` (offset at the dataset start)."""
         out = []
         for name in TIMEZONES:
-            off = tz_context(name).offset(self.dataset.start_ts)
+            off = tz_context(name).offset(ds.start_ts)
             sign = "+" if off >= 0 else "-"
             hh, mm = divmod(abs(off) // 60, 60)
             offset = f"{sign}{hh:02d}:{mm:02d}"
             out.append({"code": name, "name": f"(UTC{offset}) {name}", "offset": offset})
         return out
 
-    def _live(self, kind: str, campaign_id: str, query: dict[str, list[str]]) -> Response:
+    def _live(
+        self, kind: str, campaign_id: str, query: dict[str, list[str]], ds: Dataset
+    ) -> Response:
         """``GET /report/live/{clicks|visits}/{campaignId}``: newest individual visits/clicks."""
         if self.live_status != 200:
             return self._status_error(self.live_status, f"/report/live/{kind}")
-        ds = self.dataset
         c = ds.entity_index["campaign"].get(campaign_id)
         if c is None:
             raise ApiError(
@@ -203,7 +214,7 @@ class Routes:
             )
         return json_response(200, {"rows": self._dialects.live_rows(kind, rows)})
 
-    def _event_log(self, query: dict[str, list[str]]) -> Response:
+    def _event_log(self, query: dict[str, list[str]], ds: Dataset) -> Response:
         """``GET /event-log``: entries by ``editTime`` (newest first by default), paged."""
         if self.event_log_status != 200:
             return self._status_error(self.event_log_status, "/event-log")
@@ -222,7 +233,7 @@ class Routes:
         }
         entries = [
             e
-            for e in dialects.event_log(self.dataset)
+            for e in dialects.event_log(ds)
             if (lo is None or e["editTime"] >= lo)
             and (hi is None or e["editTime"] < hi)
             and all(e[k] == v for k, v in filters.items())

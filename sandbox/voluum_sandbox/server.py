@@ -13,16 +13,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .accounts import Account, build_accounts, parse_scope
 from .admin import admin_response
 from .auth import ACCESS_KEY_DENY_LIST, Session, SessionAuth, token_hash
 from .data import Dataset
 from .dialects import Dialects, parse_day, parse_dialects
 from .faults import FAULT_KINDS, FaultInjector, FaultPlan, QueuedFault
+from .range_cap import DEFAULT_WORDING, parse_range_cap, parse_wording
 from .reports import ApiError, ReportEngine
 from .request_log import RequestLog
 from .responses import UTC, Response, error_envelope, error_response, json_response
@@ -54,6 +56,9 @@ KNOBS = (
     "retry_after",
     "dialects",
     "lose_row_day",
+    "range_cap",
+    "range_cap_wording",
+    "rate_limit_scope",
 )
 
 
@@ -61,12 +66,17 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
     """A Voluum-compatible API on loopback, backed by a deterministic :class:`Dataset`.
 
     Args:
-        dataset: the data to serve (default: ``Dataset()``).
+        dataset: the data to serve (default: ``Dataset()``), as the only account.
+        accounts: several accounts on one port instead: one :class:`Dataset` each, every one
+            with its own seed (``srv.accounts[i]``: credentials, ``dataset``; see
+            ``accounts.py``). Not with ``dataset``.
         host: interface to bind (default loopback).
         port: TCP port; 0 picks a free one.
         token_lifetime: seconds a session token stays valid (fixed, not sliding).
         latency: seconds slept before answering each non-admin request.
         rate_limit: max requests per token starting in any sliding 1-second window (``None`` = off).
+        rate_limit_scope: ``"token"`` (each token its own ``rate_limit``) or ``"address"`` (one
+            budget for every request from one client address, all accounts together).
         faults: fault plan (see README): probabilities per kind, ``schedule``, ``next``, ``seed``...
         retry_after: when set, 429 answers carry ``Retry-After: <value>``.
         workspaces_status, live_status, event_log_status: 200, or 403/404 to make those
@@ -74,6 +84,9 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         dialects: readings of the API to play (names from ``DIALECTS``; default none).
         lose_row_day: ``"YYYY-MM-DD"`` (or a date): campaign x day reports silently lose
             their first row of that day (``None`` = off).
+        range_cap: days: ``/report`` and ``/report/conversions`` refuse a longer window with
+            400 (``None``/0 = off; see ``range_cap.py``).
+        range_cap_wording: the refusal's code and description (``RANGE_CAP_WORDINGS``).
 
     """
 
@@ -81,6 +94,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         self,
         dataset: Dataset | None = None,
         *,
+        accounts: Sequence[Dataset] | None = None,
+        rate_limit_scope: str = "token",
         host: str = "127.0.0.1",
         port: int = 0,
         token_lifetime: float = 4 * 3600,
@@ -93,11 +108,13 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         event_log_status: int = 200,
         dialects: Collection[str] = (),
         lose_row_day: str | date | None = None,
+        range_cap: int | None = None,
+        range_cap_wording: str = DEFAULT_WORDING,
     ) -> None:
         """Prepare the server (call :meth:`start` to serve)."""
-        self.dataset = dataset if dataset is not None else Dataset()
-        self.engine = ReportEngine(self.dataset)
-        self.dataset.add_change_listener(self.engine.clear_cache)  # late data: no stale cache
+        self.accounts: list[Account] = build_accounts(dataset, accounts)
+        self.dataset: Dataset = self.accounts[0].dataset
+        self.engine: ReportEngine = self.accounts[0].engine
         self.host = host
         self._requested_port = port
         self._lock = threading.Lock()
@@ -111,11 +128,14 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         self.token_lifetime = float(token_lifetime)
         self.latency = 0.0
         self.rate_limit: int | None = None
+        self.rate_limit_scope = "token"
         self.retry_after: int | None = None
         self.workspaces_status = 200
         self.live_status = 200
         self.event_log_status = 200
         self._dialects = Dialects()
+        self.range_cap: int | None = None
+        self.range_cap_wording = DEFAULT_WORDING
         self.configure(
             latency=latency,
             rate_limit=rate_limit,
@@ -126,6 +146,9 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
             event_log_status=event_log_status,
             dialects=dialects,
             lose_row_day=lose_row_day,
+            range_cap=range_cap,
+            range_cap_wording=range_cap_wording,
+            rate_limit_scope=rate_limit_scope,
         )
         self._httpd: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -214,7 +237,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
     def configure(self, **knobs: Any) -> None:
         """Change knobs at runtime: ``latency``, ``rate_limit``, ``token_lifetime``, ``faults``,
         ``workspaces_status``, ``live_status``, ``event_log_status``, ``retry_after``,
-        ``dialects``, ``lose_row_day``.
+        ``dialects``, ``lose_row_day``, ``range_cap``, ``range_cap_wording``,
+        ``rate_limit_scope``.
 
         ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults); its
         ``next`` entries are queued like :meth:`fail_next`.  ``dialects`` replaces the whole
@@ -223,10 +247,15 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         unknown = set(knobs) - set(KNOBS)
         if unknown:
             raise ValueError(f"unknown knobs: {sorted(unknown)}")
+        cap = parse_range_cap(knobs.get("range_cap", self.range_cap))
+        wording = parse_wording(knobs.get("range_cap_wording", self.range_cap_wording))
+        scope = parse_scope(knobs.get("rate_limit_scope", self.rate_limit_scope))
         if "dialects" in knobs or "lose_row_day" in knobs:
             names = parse_dialects(knobs.get("dialects", self._dialects.names))
             day = parse_day(knobs.get("lose_row_day", self._dialects.lose_row_day))
             self._dialects = Dialects(names, day)
+        self.range_cap, self.range_cap_wording = cap, wording
+        self.rate_limit_scope = scope
         with self._lock:
             if "latency" in knobs:
                 self.latency = max(0.0, float(knobs["latency"] or 0.0))
@@ -262,7 +291,7 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
             self._queue.append(QueuedFault(kind, int(count), login, path))
 
     def expire_tokens(self) -> None:
-        """Make every issued token invalid (the next call with it gets 401 SESSION_EXPIRED)."""
+        """Make every issued token, of every account, invalid (next call: 401 SESSION_EXPIRED)."""
         with self._lock:
             for session in self._sessions.values():
                 session.expires_at = 0.0
@@ -270,9 +299,11 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
     # ------------------------------------------------------------------ request handling
 
     def handle(
-        self, method: str, raw_path: str, headers: Any, body: bytes
+        self, method: str, raw_path: str, headers: Any, body: bytes, client: str | None = None
     ) -> tuple[Response, dict[str, Any] | None]:
-        """Process one API request; returns the response and its log entry (``None`` for admin)."""
+        """Process one API request from address ``client``; returns the response and its log
+        entry (``None`` for admin).
+        """  # noqa: D205
         t0 = time.monotonic()
         split = urlsplit(raw_path)
         path = unquote(split.path) or "/"
@@ -287,10 +318,12 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
             "query": query,
             "status": None,
             "token": token_hash(token) if token else None,
+            "account": None,
+            "client": client,
             "fault": None,
         }
         try:
-            resp = self._process(method, path, query, token, body, entry=entry)
+            resp = self._process(method, path, query, token, body, entry=entry, client=client)
         except ApiError as exc:
             resp = error_response(exc.status, exc.code, exc.description, exc.messages)
         except Exception as exc:  # the sandbox must answer, not crash
@@ -313,8 +346,11 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         body: bytes,
         *,
         entry: dict[str, Any],
+        client: str | None = None,
     ) -> Response:
-        """Auth, rate limit, faults, then routing (``entry["t"]`` gets the admission time)."""
+        """Auth, rate limit, faults, then routing (``entry["t"]`` gets the admission time,
+        ``entry["account"]`` the index of the account served).
+        """  # noqa: D205
         is_login = method == "POST" and path.rstrip("/") in (
             "/auth/access/session",
             "/auth/session",
@@ -322,16 +358,19 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         if is_login:
             fault = self._pick_fault(path, True)
             if fault is not None:
-                return self._fault_response(fault, lambda: self._login(path, body))
-            return self._login(path, body)
-        session_kind = self._check_token(token)
+                return self._fault_response(fault, lambda: self._login(path, body, entry))
+            return self._login(path, body, entry)
+        session = self._check_session(token)
         assert token is not None
-        limited, entry["t"] = self._rate_limited(token)
+        account = self.accounts[session.account]
+        entry["account"] = account.index
+        limited, entry["t"] = self._rate_limited(token, client)
         if limited is not None:
             return limited
         fault = self._pick_fault(path, False)
+        kind = session.kind
         if fault is not None:
             return self._fault_response(
-                fault, lambda: self._route(method, path, query, token, session_kind)
+                fault, lambda: self._route(method, path, query, token, kind, account=account)
             )
-        return self._route(method, path, query, token, session_kind)
+        return self._route(method, path, query, token, kind, account=account)

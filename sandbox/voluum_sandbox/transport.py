@@ -71,7 +71,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Handle any method."""
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
-        resp, _ = self.server.sandbox.handle(self.command, self.path, self.headers, body)
+        resp, _ = self.server.sandbox.handle(
+            self.command, self.path, self.headers, body, client=str(self.client_address[0])
+        )
         if resp.action == "reset":
             self.close_connection = True
             with contextlib.suppress(OSError):
