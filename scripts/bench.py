@@ -71,7 +71,7 @@ CASES = (
          "`report_window_days: {days}`, baseline one query; best of {repeats}",
          "**{value:.2f}x**: tap {tap[records_per_s]:,} rec/s ({tap[wall_s]} s), baseline "
          "{baseline[records_per_s]:,} rec/s ({baseline[wall_s]} s)", "≥ 3.5x"),
-    Case("memory", "Peak RSS of the tap, ~1M rows",
+    Case("memory", "Peak RSS of the tap, defaults",
          {"campaigns": 225, "events_per_campaign_hour": 100, "zones": 1000}, (5, 1), 0.0, 150,
          False, "custom report campaign x custom-variable-1 x day, {days} days, defaults",
          "**{value:.0f} MB**, {records:,} records ({records_per_s:,} rec/s, {wall_s} s)",
