@@ -258,7 +258,7 @@ def throughput(ctx: Ctx) -> dict:
     best = {name: min(found, key=lambda r: r.wall) for name, found in runs.items()}
     ratio = best["tap"].rate / best["baseline"].rate if best["baseline"].rate else 0.0
     ok = all(r.records == rows and not r.returncode for found in runs.values() for r in found)
-    return {"value": round(ratio, 2), "rows_truth": rows, "records_ok": ok,
+    return {"value": round(ratio, 2), "rows_truth": rows, "records_ok": ok, "repeats": ctx.repeats,
             **{name: {**run.figures(), "walls_s": [round(r.wall, 2) for r in runs[name]]}
                for name, run in best.items()}}
 
@@ -336,7 +336,7 @@ def run_case(case: Case, quick: bool, root: Path) -> dict:
         sandbox.stop()
     value, limits_ok = result["value"], result.pop("limits_ok", True)
     met = value >= case.target if case.at_least else value <= case.target
-    return {"days": days, "repeats": repeats, "target": case.target, **result,
+    return {"days": days, "target": case.target, **result,
             "pass": bool(met and limits_ok and result["records_ok"]),
             "case_s": round(time.monotonic() - started, 1)}
 
