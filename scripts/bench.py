@@ -13,6 +13,7 @@ its own, stdout into a pipe (into a file when records are checked per stream):
    fewest that carry the rows (windows of at most 31 days, max(1, ceil(rows / 10,000)) requests
    each, rows from the sandbox's `Dataset` truth); records per stream must equal the truth's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ DAILY = {"campaign_report": "campaign", "offer_report": "offer", "lander_report"
          "affiliate_network_report": "affiliate-network"}
 TRUTH_GROUPS = {**{s: [d, "day"] for s, d in DAILY.items()},
                 "campaign_hourly_report": ["campaign", "day", "hour"]}
+STREAM_OF_GROUP = {d.replace("-", ""): s for s, d in DAILY.items()}  # "trafficsource": ...
 BACKFILL_STREAMS = (*DAILY, "campaign_hourly_report", "conversions")
 # A process exec'd by a fork (or vfork) of this one starts with this one's peak RSS as its own
 # (Linux keeps the high-water mark across exec): a small launcher forks the tap and reports it.
@@ -197,9 +199,8 @@ def run_tap(workdir: Path, config: dict, streams: tuple[str, ...], out: Path | N
 
 
 def run_baseline(workdir: Path, config: dict) -> Run:
-    (workdir / "baseline.json").write_text(json.dumps(config))
-    script = str(ROOT / "scripts" / "baseline_tap.py")
-    return run_process([PY, script, "--config", "baseline.json"], workdir)
+    (workdir / "base.json").write_text(json.dumps(config))
+    return run_process([PY, f"{ROOT}/scripts/baseline_tap.py", "--config", "base.json"], workdir)
 
 
 @dataclass
@@ -276,9 +277,8 @@ def budget(ctx: Ctx) -> dict:
     seen, _ = report_log(ctx.sandbox, ("/report",))
     share = seen["requests"] / (seen["span_s"] * RATE_LIMIT) if seen["span_s"] else 0.0
     log(f"budget: {share:.1%} of the budget, {seen}")
-    limits_ok = seen["busiest_1s"] <= RATE_LIMIT and seen["n429"] == 0
-    return {"value": round(share, 3), "records_ok": run.returncode == 0, "limits_ok": limits_ok,
-            **seen, **run.figures()}
+    seen["limits_ok"] = seen["busiest_1s"] <= RATE_LIMIT and seen["n429"] == 0
+    return {"value": round(share, 3), "records_ok": run.returncode == 0, **seen, **run.figures()}
 
 
 def fewest_requests(ctx: Ctx, ds: Any, stream: str) -> tuple[int, int]:
@@ -300,7 +300,7 @@ def stream_of(entry: dict) -> str:
     levels = [g.lower().replace("-", "").replace("_", "") for g in entry["query"]["groupBy"]]
     if "hour" in levels:
         return "campaign_hourly_report"
-    return next(s for s, d in DAILY.items() if d.replace("-", "") == levels[0].removesuffix("id"))
+    return STREAM_OF_GROUP.get(levels[0].removesuffix("id"), levels[0])
 
 
 def backfill(ctx: Ctx) -> dict:
