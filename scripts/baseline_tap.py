@@ -1,7 +1,8 @@
 """Baseline for scripts/bench.py: a plain singer-sdk REST tap, as the SDK cookiecutter writes it.
 
-It reads one Voluum report (`GET /report`, grouped by campaign + custom-variable-1 + day)
-with nothing tuned: the default `SingerWriter`, the default type conformance, the default
+It reads Voluum's campaign x hour report (`GET /report`, grouped by campaign + day + hour:
+the API's three levels, one row per campaign and hour) over the whole configured range in one
+query, with nothing tuned: the default `SingerWriter`, the default type conformance, the default
 `RESTStream.parse_response` (`response.json(parse_float=Decimal)` + `records_jsonpath`), an
 `OffsetPaginator` of 10,000 rows (it stops on the first empty page, as the SDK does when
 `has_more` is not overridden), one request at a time, and the same access-key login as
@@ -28,10 +29,10 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 PAGE_SIZE = 10_000
-GROUP_BY = ["campaign", "custom-variable-1", "day"]
+GROUP_BY = ["campaign", "day", "hour"]
 DIMENSION_FIELDS = (
     "campaignId", "campaignName", "campaignCountry", "campaignWorkspaceId",
-    "campaignWorkspaceName", "trafficSourceName", "customVariable1",
+    "campaignWorkspaceName", "trafficSourceName",
 )
 INTEGER_COLUMNS = (
     "visits", "uniqueVisits", "clicks", "conversions", "errors", "impressions", "bids",
@@ -107,16 +108,17 @@ class VoluumStream(RESTStream):
 # --- streams.py ----------------------------------------------------------------------------
 
 
-class ZoneReportStream(VoluumStream):
-    """Campaign x zone (custom variable 1) report, one row per day."""
+class CampaignHourlyReportStream(VoluumStream):
+    """Campaign report, one row per campaign and hour."""
 
-    name = "zone_report"
+    name = "campaign_hourly_report"
     path = "/report"
-    primary_keys = ("day", "campaignId", "customVariable1")
+    primary_keys = ("day", "hour", "campaignId")
     replication_key = "day"
 
     schema = th.PropertiesList(
         th.Property("day", th.DateType, required=True),
+        th.Property("hour", th.IntegerType, required=True),
         *(th.Property(f, th.StringType) for f in DIMENSION_FIELDS),
         *(th.Property(c, th.IntegerType) for c in INTEGER_COLUMNS),
         *(th.Property(c, th.NumberType) for c in NUMBER_COLUMNS),
@@ -132,7 +134,7 @@ class ZoneReportStream(VoluumStream):
                 "to": _hour(self.config["end_date"]),
                 "tz": self.config.get("timezone", "UTC"),
                 "groupBy": GROUP_BY,
-                "columns": [p for p in self.schema["properties"] if p != "day"],
+                "columns": [p for p in self.schema["properties"] if p not in ("day", "hour")],
                 "include": "ALL",
                 "sort": "campaignId",
                 "direction": "ASC",
@@ -163,7 +165,7 @@ class TapVoluumBaseline(Tap):
     ).to_dict()
 
     def discover_streams(self) -> list[Stream]:
-        return [ZoneReportStream(self)]
+        return [CampaignHourlyReportStream(self)]
 
 
 if __name__ == "__main__":
