@@ -23,6 +23,7 @@ from .auth import ACCESS_KEY_DENY_LIST, Session, SessionAuth, token_hash
 from .data import Dataset
 from .dialects import Dialects, parse_day, parse_dialects
 from .faults import FAULT_KINDS, FaultInjector, FaultPlan, QueuedFault
+from .quirks import QUIRK_KNOBS, Quirks
 from .reports import ApiError, ReportEngine
 from .request_log import RequestLog
 from .responses import UTC, Response, error_envelope, error_response, json_response
@@ -54,6 +55,7 @@ KNOBS = (
     "retry_after",
     "dialects",
     "lose_row_day",
+    *QUIRK_KNOBS,
 )
 
 
@@ -74,6 +76,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         dialects: readings of the API to play (names from ``DIALECTS``; default none).
         lose_row_day: ``"YYYY-MM-DD"`` (or a date): campaign x day reports silently lose
             their first row of that day (``None`` = off).
+        quirks: the knobs of ``quirks.py`` (``odd_shapes``, ``cents_off_day``, ``twin_visits``,
+            ``clock_behind``, ``max_range_days``, ``event_log_requires_to``); all off by default.
 
     """
 
@@ -93,6 +97,7 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         event_log_status: int = 200,
         dialects: Collection[str] = (),
         lose_row_day: str | date | None = None,
+        **quirks: Any,
     ) -> None:
         """Prepare the server (call :meth:`start` to serve)."""
         self.dataset = dataset if dataset is not None else Dataset()
@@ -116,7 +121,9 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         self.live_status = 200
         self.event_log_status = 200
         self._dialects = Dialects()
+        self._quirks = Quirks()
         self.configure(
+            **quirks,
             latency=latency,
             rate_limit=rate_limit,
             faults=faults,
@@ -207,6 +214,11 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         return self._dialects.names
 
     @property
+    def quirks(self) -> Quirks:
+        """The quirks played (``quirks.py``): ``srv.quirks.odd_shapes``..."""
+        return self._quirks
+
+    @property
     def lose_row_day(self) -> str | None:
         """The ``lose_row_day`` knob (``"YYYY-MM-DD"`` or ``None``)."""
         return self._dialects.lose_row_day
@@ -214,7 +226,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
     def configure(self, **knobs: Any) -> None:
         """Change knobs at runtime: ``latency``, ``rate_limit``, ``token_lifetime``, ``faults``,
         ``workspaces_status``, ``live_status``, ``event_log_status``, ``retry_after``,
-        ``dialects``, ``lose_row_day``.
+        ``dialects``, ``lose_row_day`` and the quirks (``odd_shapes``, ``cents_off_day``,
+        ``twin_visits``, ``clock_behind``, ``max_range_days``, ``event_log_requires_to``).
 
         ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults); its
         ``next`` entries are queued like :meth:`fail_next`.  ``dialects`` replaces the whole
@@ -223,6 +236,9 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         unknown = set(knobs) - set(KNOBS)
         if unknown:
             raise ValueError(f"unknown knobs: {sorted(unknown)}")
+        quirks = {k: v for k, v in knobs.items() if k in QUIRK_KNOBS}
+        if quirks:
+            self._quirks = self._quirks.configured(**quirks)
         if "dialects" in knobs or "lose_row_day" in knobs:
             names = parse_dialects(knobs.get("dialects", self._dialects.names))
             day = parse_day(knobs.get("lose_row_day", self._dialects.lose_row_day))

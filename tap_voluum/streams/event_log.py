@@ -155,7 +155,7 @@ class EventLogStream(VoluumStream):
         """
         entries: dict[tuple, dict] = {}
         for row in self._request_entries(context):
-            entry = normalize_entry(row)
+            entry = self.shape.fit(normalize_entry(row))
             entries.setdefault(tuple(entry.get(k) for k in KEY), entry)
         yield from sorted(
             entries.values(),

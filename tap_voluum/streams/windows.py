@@ -17,7 +17,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-import msgspec
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import PageContext
 
@@ -40,6 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from singer_sdk.helpers.types import Context
+
+    from tap_voluum.shapes import RowDecoder
 
 PARAM_FORMAT = "%Y-%m-%dT%H:00:00"
 MAX_READING_CHANGES = 12
@@ -111,6 +112,7 @@ class WindowedStream(RecordHook, SyncAhead):
     is_sorted = True
     check_sorted = False  # the lookback re-reads days before the bookmark on purpose
     decode_rows_later = True
+    fitted_when_decoded = True
     # Rows are copied field by field from Voluum's JSON, whose types already match the
     # schema: the SDK's per-record type conformance would only repeat that work.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -321,8 +323,8 @@ class WindowedStream(RecordHook, SyncAhead):
         return tuple(dict.fromkeys((*self.api_fields, *self.completer_fields)))
 
     @cached_property
-    def _page_decoder(self) -> msgspec.json.Decoder:
-        return page_decoder(self._row_fields)
+    def _page_decoder(self) -> RowDecoder:
+        return page_decoder(self._row_fields, self.schema, self.completer_fields)
 
     @cached_property
     def _stamp(self) -> dict[str, Any]:
@@ -340,7 +342,7 @@ class WindowedStream(RecordHook, SyncAhead):
 
         The body is let go once decoded, and each chunk's rows once they are records.
         """
-        rows = self._page_decoder.decode(page.take_body()).rows
+        rows = self._page_decoder.decode(page.take_body())
         if page.keep is not None:
             del rows[page.keep :]
         return records_in_chunks(
