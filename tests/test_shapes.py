@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import msgspec
 import pytest
+from voluum_sandbox import Dataset, SandboxServer
 
 from tap_voluum.shapes import RowDecoder, Shape
 from tap_voluum.streams.fields import INTEGER, KEY_STRING, NUMBER, STRING
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_tap
 from tests.truth import DAILY_REPORTS
-from voluum_sandbox import Dataset, SandboxServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
