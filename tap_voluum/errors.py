@@ -14,14 +14,22 @@ TRANSIENT_CODES = frozenset(
     {RATE_LIMIT_CODE, "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT"}
 )
 # Codes of a 400 saying a parameter value was not understood (a reading to change).
-REFUSED_PARAMETER_CODES = frozenset({"INVALID_QUERY", "BAD_REQUEST", "PARAMETER_MISSING"})
-# Words of a 400 about the time range itself (too long, reversed), not a parameter's spelling.
+REFUSED_PARAMETER_CODES = frozenset({"INVALID_QUERY", "BAD_REQUEST"})
+MISSING_PARAMETER_CODE = "PARAMETER_MISSING"
+# Words of a 400 saying the time range itself is wrong (its bounds' order or its length),
+# not a value's format or spelling: `'to' must not be before 'from'`, "range too long",
+# "too many days", "maximum period exceeded".
 _RANGE_WORDS = re.compile(
-    r"(time|date)\s*range|range\s+(is\s+)?too\s+(long|large|wide)|\bperiod\b|\bspan\b"
-    r"|days?\s+apart|too\s+many\s+days|\d+\s+days|before\s+'?from\b"
-    r"|\bto'?\s+must\s+(not\s+)?be\s+(before|after)",
+    r"must not be (before|after)\b"
+    r"|\b(range|period|span|interval)\b[^.;]*\btoo (long|large|wide|big)\b"
+    r"|\btoo many days\b"
+    r"|\bmaximum (time )?(period|range|span|interval|number of days)\b"
+    r"|\b(period|range|span|interval|days)\b[^.;]*\bexceed"
+    r"|\bexceed\w*\b[^.;]*\b(maximum|max)\b[^.;]*\b(period|range|span|interval|days)\b"
+    r"|\b(time|date) range\b|\bdays? apart\b|\bbefore '?from\b",
     re.IGNORECASE,
 )
+_MISSING_NAME = re.compile(r"parameter[:\s]+'?([A-Za-z_][\w-]*)'?", re.IGNORECASE)
 # Failures worth another try, wherever a request is sent (data calls and logins alike).
 TRANSIENT_EXCEPTIONS = (
     ConnectionResetError,
@@ -48,8 +56,10 @@ class VoluumAuthError(VoluumError):
 class VoluumAPIError(VoluumError):
     """Voluum answered with an error that retrying will not fix.
 
-    `status` and `code` (Voluum's `error.code`) let the caller decide whether a different
-    reading of a parameter may succeed (a 400 `INVALID_QUERY`/`BAD_REQUEST`).
+    `status` and `code` (Voluum's `error.code`) let the caller decide what the answer says:
+    a value Voluum did not understand (`is_refused_parameter`: another reading of it may
+    succeed), a time range it will not serve (`refuses_range`: a narrower or later range
+    may), or a parameter it wants and did not get (`missing_parameter`).
     """
 
     def __init__(self, message: str, *, status: int = 0, code: str = "", detail: str = "") -> None:
@@ -60,21 +70,33 @@ class VoluumAPIError(VoluumError):
 
     @property
     def refuses_range(self) -> bool:
-        """Whether a 400 says the time range is wrong (too long, `to` before `from`)."""
-        return (
-            self.status == 400
-            and self.code in REFUSED_PARAMETER_CODES
-            and _RANGE_WORDS.search(self.detail) is not None
-        )
+        """Whether this 400 says the time range is wrong: bounds out of order, too long.
+
+        Such an answer says nothing of the time format or a parameter's spelling.
+        """
+        if self.status != 400:
+            return False
+        if self.code not in REFUSED_PARAMETER_CODES and "RANGE" not in self.code:
+            return False
+        return _RANGE_WORDS.search(self.detail or str(self)) is not None
 
     @property
     def is_refused_parameter(self) -> bool:
         """Whether Voluum refused a parameter value (400 with a query/format code).
 
-        A 400 about the time range is not: no other reading of a parameter fixes it.
+        False for a refused time range (`refuses_range`) and a missing parameter.
         """
-        refused = self.status == 400 and self.code in REFUSED_PARAMETER_CODES
-        return refused and not self.refuses_range
+        return (
+            self.status == 400 and self.code in REFUSED_PARAMETER_CODES and not self.refuses_range
+        )
+
+    @property
+    def missing_parameter(self) -> str:
+        """The parameter a 400 `PARAMETER_MISSING` names ("" for any other answer)."""
+        if self.status != 400 or self.code != MISSING_PARAMETER_CODE:
+            return ""
+        found = _MISSING_NAME.search(self.detail)
+        return found.group(1) if found else ""
 
 
 class StreamFailure(VoluumError):

@@ -4,7 +4,10 @@ Public clients disagree on details of the real API (`../shared/voluum-api.md` §
 `groupBy` spelling of a dimension, whether `sort` may name an id column, whether a
 `columns` value the account lacks is refused, whether the event log takes ISO or epoch
 `from`/`to`. The tap starts from the most likely reading. When Voluum answers 400
-`INVALID_QUERY`/`BAD_REQUEST`, the stream changes one of these parameters, and what worked
+`INVALID_QUERY`/`BAD_REQUEST` about a value (not about the time range: a range refused
+says nothing of formats or spellings, `VoluumAPIError.refuses_range`), or
+`PARAMETER_MISSING` about one the tap can add, the stream changes one of these parameters,
+and what worked
 is kept here for every stream of the run, so a refused reading costs a handful of requests
 per run, not one per window.
 """
@@ -50,6 +53,8 @@ class Readings:
     _no_columns: set[str] = field(default_factory=set)
     event_log_time: str = EVENT_LOG_TIME_FORMATS[0]
     _widest_span: int | None = None
+    event_log_sends_to: bool = False
+    """Whether the event log's requests carry `to` (Voluum said it is required)."""
 
     # --- groupBy spellings -------------------------------------------------------------
 
@@ -132,6 +137,12 @@ class Readings:
             return self._widest_span
 
     # --- event log ---------------------------------------------------------------------
+
+    def send_event_log_to(self) -> None:
+        """Voluum wants the event log's `to`: send it from now on."""
+        with self.lock:
+            self.event_log_sends_to = True
+            self.version += 1
 
     def switch_event_log_time(self) -> str:
         """Use the other `from`/`to` format of the event log; return it."""

@@ -79,10 +79,10 @@ def test_live_rows_match_the_endpoint(first, sandbox: SandboxServer) -> None:
             stamp = datetime.fromisoformat(record["timestamp"])
             assert int(stamp.timestamp()) == served["ts"], record["clickId"]
             assert stamp.utcoffset() == datetime.fromtimestamp(served["ts"], zone).utcoffset()
-            different = {
+            different = {  # an empty text is written as null (tap_voluum.shapes)
                 field: (record.get(field), value)
                 for field, value in served.items()
-                if field != "ts" and record.get(field) != value
+                if field != "ts" and record.get(field) != (value if value != "" else None)
             }
             assert not different, (stream, record["clickId"], different)
     clicks = {r["clickId"] for r in first.records["live_clicks"]}

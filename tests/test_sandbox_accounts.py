@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 import requests
+
+from tests.truth import assert_conversions_match, assert_entities_match, assert_rows_match
 from voluum_sandbox import KNOBS, Dataset, SandboxServer
 from voluum_sandbox.accounts import Account
 from voluum_sandbox.cli import parse_args
-
-from tests.truth import assert_conversions_match, assert_entities_match, assert_rows_match
 
 START = date(2026, 2, 20)
 FROM, TO = datetime(2026, 2, 20), datetime(2026, 2, 23)

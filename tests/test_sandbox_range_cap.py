@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import requests
+
+from tests.helpers import sandbox_api
 from voluum_sandbox import KNOBS, Dataset, SandboxServer
 from voluum_sandbox.cli import parse_args
 from voluum_sandbox.range_cap import DEFAULT_WORDING, RANGE_CAP_WORDINGS
-
-from tests.helpers import sandbox_api
 
 ERROR_KEYS = {"code", "description", "messages", "webRequestId", "time"}
 CAP = 3

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import requests
-from voluum_sandbox import Dataset, SandboxServer
 
 from tests.helpers import sandbox_api
 from tests.truth import AMOUNTS, COUNTS, assert_conversions_match, assert_rows_match, cents
+from voluum_sandbox import Dataset, SandboxServer
 
 NY = "America/New_York"
 DST_DAY = "2026-03-08"  # New York skips 02:00-03:00

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .accounts import Account
     from .data import Dataset
     from .dialects import Dialects
+    from .quirks import Quirks
 
 UTC = timezone.utc
 ENTITY_PATHS = {
@@ -73,6 +74,7 @@ class Routes:
     range_cap: int | None
     range_cap_wording: str
     _dialects: Dialects
+    _quirks: Quirks
     _lock: threading.Lock
     _sessions: dict[str, Session]
 
@@ -117,20 +119,26 @@ class Routes:
             )
         if parts[0] in ENTITY_PATHS and len(parts) <= 2:
             return self._entities(parts, query, ds)
+        quirks = self._quirks
         if clean in ("/report", "/report/conversions"):
             check_range(query, self.range_cap, self.range_cap_wording)
+            quirks.check_range(query)
         if clean == "/report":
-            return json_response(200, self._dialects.report(engine, query))
+            answer = self._dialects.report(engine, query)
+            return json_response(200, quirks.report(query, answer))
         if clean == "/report/conversions":
-            return json_response(200, self._dialects.conversions(engine, query))
+            answer = self._dialects.conversions(engine, query)
+            return json_response(200, quirks.conversions(query, answer))
         if len(parts) == 4 and parts[:2] == ["report", "live"] and parts[2] in ("clicks", "visits"):
             return self._live(parts[2], parts[3], query, ds)
         if clean == "/multiuser/workspace":
             if self.workspaces_status != 200:
                 return self._status_error(self.workspaces_status, "/multiuser/workspace")
-            return json_response(200, {"workspaces": [dict(w) for w in ds.workspaces]})
+            workspaces = [dict(w) for w in ds.workspaces]
+            return json_response(200, {"workspaces": quirks.items("workspaces", workspaces)})
         if clean == "/column/info":
-            return json_response(200, {"columnMappings": self._dialects.column_info()})
+            mappings = quirks.items("column-info", self._dialects.column_info())
+            return json_response(200, {"columnMappings": mappings})
         if clean == "/dictionary/timezone":
             return json_response(200, {"timezones": self._timezones(ds)})
         if clean == "/event-log":
@@ -167,7 +175,7 @@ class Routes:
             if workspace_ids and e.get("workspace", {}).get("id") not in workspace_ids:
                 continue
             items.append({k: v for k, v in e.items() if k in wanted or k == "id"} if wanted else e)
-        return json_response(200, {wrapper: items})
+        return json_response(200, {wrapper: self._quirks.items(kind, items)})
 
     def _timezones(self, ds: Dataset) -> list[dict[str, str]]:
         """Items of ``GET /dictionary/timezone`` (offset at the dataset start)."""
@@ -212,7 +220,8 @@ class Routes:
                     f"{details['browser']}/{details['browserVersion']}",
                 }
             )
-        return json_response(200, {"rows": self._dialects.live_rows(kind, rows)})
+        rows = self._quirks.live_rows(kind, self._dialects.live_rows(kind, rows), limit)
+        return json_response(200, {"rows": rows})
 
     def _event_log(self, query: dict[str, list[str]], ds: Dataset) -> Response:
         """``GET /event-log``: entries by ``editTime`` (newest first by default), paged."""
@@ -222,6 +231,7 @@ class Routes:
         query = dialects.event_log_query(query)
         lo = parse_instant_ms(first(query, "from"), "from")
         hi = parse_instant_ms(first(query, "to"), "to")
+        self._quirks.check_event_log(query, lo, hi)
         limit, offset = parse_paging(query, 100, 10_000)
         direction = (first(query, "direction") or "DESC").upper()
         if direction not in ("ASC", "DESC"):
@@ -240,7 +250,8 @@ class Routes:
         ]
         if direction == "DESC":
             entries = entries[::-1]
-        answer = {"eventLogEntries": entries[offset : offset + limit], "totalRows": len(entries)}
+        page = self._quirks.event_log(entries[offset : offset + limit], offset)
+        answer = {"eventLogEntries": page, "totalRows": len(entries)}
         return json_response(200, dialects.event_log_answer(answer))
 
 

@@ -24,6 +24,7 @@ from .auth import ACCESS_KEY_DENY_LIST, Session, SessionAuth, token_hash
 from .data import Dataset
 from .dialects import Dialects, parse_day, parse_dialects
 from .faults import FAULT_KINDS, FaultInjector, FaultPlan, QueuedFault
+from .quirks import QUIRK_KNOBS, Quirks
 from .range_cap import DEFAULT_WORDING, parse_range_cap, parse_wording
 from .reports import ApiError, ReportEngine
 from .request_log import RequestLog
@@ -59,6 +60,7 @@ KNOBS = (
     "range_cap",
     "range_cap_wording",
     "rate_limit_scope",
+    *QUIRK_KNOBS,
 )
 
 
@@ -87,6 +89,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         range_cap: days: ``/report`` and ``/report/conversions`` refuse a longer window with
             400 (``None``/0 = off; see ``range_cap.py``).
         range_cap_wording: the refusal's code and description (``RANGE_CAP_WORDINGS``).
+        quirks: the knobs of ``quirks.py`` (``odd_shapes``, ``cents_off_day``, ``twin_visits``,
+            ``clock_behind``, ``max_range_days``, ``event_log_requires_to``); all off by default.
 
     """
 
@@ -110,6 +114,7 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         lose_row_day: str | date | None = None,
         range_cap: int | None = None,
         range_cap_wording: str = DEFAULT_WORDING,
+        **quirks: Any,
     ) -> None:
         """Prepare the server (call :meth:`start` to serve)."""
         self.accounts: list[Account] = build_accounts(dataset, accounts)
@@ -136,7 +141,9 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         self._dialects = Dialects()
         self.range_cap: int | None = None
         self.range_cap_wording = DEFAULT_WORDING
+        self._quirks = Quirks()
         self.configure(
+            **quirks,
             latency=latency,
             rate_limit=rate_limit,
             faults=faults,
@@ -230,6 +237,11 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         return self._dialects.names
 
     @property
+    def quirks(self) -> Quirks:
+        """The quirks played (``quirks.py``): ``srv.quirks.odd_shapes``..."""
+        return self._quirks
+
+    @property
     def lose_row_day(self) -> str | None:
         """The ``lose_row_day`` knob (``"YYYY-MM-DD"`` or ``None``)."""
         return self._dialects.lose_row_day
@@ -238,7 +250,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         """Change knobs at runtime: ``latency``, ``rate_limit``, ``token_lifetime``, ``faults``,
         ``workspaces_status``, ``live_status``, ``event_log_status``, ``retry_after``,
         ``dialects``, ``lose_row_day``, ``range_cap``, ``range_cap_wording``,
-        ``rate_limit_scope``.
+        ``rate_limit_scope`` and the quirks (``odd_shapes``, ``cents_off_day``,
+        ``twin_visits``, ``clock_behind``, ``max_range_days``, ``event_log_requires_to``).
 
         ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults); its
         ``next`` entries are queued like :meth:`fail_next`.  ``dialects`` replaces the whole
@@ -250,12 +263,15 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         cap = parse_range_cap(knobs.get("range_cap", self.range_cap))
         wording = parse_wording(knobs.get("range_cap_wording", self.range_cap_wording))
         scope = parse_scope(knobs.get("rate_limit_scope", self.rate_limit_scope))
+        quirks = {k: v for k, v in knobs.items() if k in QUIRK_KNOBS}
+        changed_quirks = self._quirks.configured(**quirks) if quirks else self._quirks
         if "dialects" in knobs or "lose_row_day" in knobs:
             names = parse_dialects(knobs.get("dialects", self._dialects.names))
             day = parse_day(knobs.get("lose_row_day", self._dialects.lose_row_day))
             self._dialects = Dialects(names, day)
         self.range_cap, self.range_cap_wording = cap, wording
         self.rate_limit_scope = scope
+        self._quirks = changed_quirks
         with self._lock:
             if "latency" in knobs:
                 self.latency = max(0.0, float(knobs["latency"] or 0.0))

@@ -9,6 +9,7 @@ stream, said once), and a failure that stops one stream, not the run.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import RESTStream
@@ -38,6 +39,7 @@ from tap_voluum.errors import (
     VoluumError,
 )
 from tap_voluum.readings import SyncRun
+from tap_voluum.shapes import Shape
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
@@ -61,6 +63,9 @@ class VoluumStream(RESTStream[Any]):
 
     decode_rows_later: ClassVar[bool] = False
     """Report pages: checked and counted in the worker (`PageHead`), rows decoded later."""
+
+    fitted_when_decoded: ClassVar[bool] = False
+    """Records fit their schema once decoded (report pages: `shapes.RowDecoder`)."""
 
     absent_means: ClassVar[str | None] = None
     """For endpoints some accounts lack: what a 403/404 there means (the stream is empty)."""
@@ -205,6 +210,15 @@ class VoluumStream(RESTStream[Any]):
         self.run.failures[self.name] = why
         self.logger.error("%s: stream failed, the other streams go on: %s", self.name, why)
         self.logger.debug("%s: failure details", self.name, exc_info=exc)
+
+    @cached_property
+    def shape(self) -> Shape:
+        """What makes each record fit the schema this stream declares (`tap_voluum.shapes`)."""
+        return Shape(self.schema)
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """Every value in its declared type: objects reduced to text, "" to null."""
+        return row if self.fitted_when_decoded else self.shape.fit(row)
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """Yield the items of Voluum's list wrapper (or of a bare list)."""

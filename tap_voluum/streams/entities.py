@@ -64,12 +64,12 @@ class EntityStream(VoluumStream):
         return {"includeDeleted": "true"}
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """Give `country` (and each of `countries`) one shape."""
+        """Give `country` (and each of `countries`) one shape, then fit the schema."""
         if "country" in row:
             row["country"] = normalize_country(row["country"])
         if isinstance(row.get("countries"), list):
             row["countries"] = [normalize_country(c) for c in row["countries"]]
-        return row
+        return super().post_process(row, context)
 
 
 class CampaignsStream(EntityStream):

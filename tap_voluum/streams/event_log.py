@@ -10,7 +10,7 @@ import msgspec
 from singer_sdk.pagination import BaseAPIPaginator
 
 from tap_voluum.client import decoded, extract_list
-from tap_voluum.errors import VoluumAPIError
+from tap_voluum.errors import StreamFailure, VoluumAPIError
 from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.fields import INTEGER, KEY_STRING, KEY_TIMESTAMP, STRING
 
@@ -127,7 +127,9 @@ class EventLogStream(VoluumStream):
         return RowsPaginator(self.records_key)
 
     def since(self, context: Context | None) -> datetime:
-        """The bookmark (or `start_date`), as an aware UTC time."""
+        """The bookmark (or `start_date`), as an aware UTC time; `--test`: an hour ago."""
+        if self.connection_test:  # read a little: the last hour or two
+            return datetime.now(timezone.utc) - timedelta(hours=1)
         start = self.get_starting_timestamp(context)
         if start is None:
             start = datetime.now(timezone.utc) - timedelta(days=FIRST_SYNC_DAYS)
@@ -136,16 +138,18 @@ class EventLogStream(VoluumStream):
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """From the bookmark's hour, oldest first, in the time format this Voluum reads."""
         since = self.since(context).replace(minute=0, second=0, microsecond=0)
+        params: dict[str, Any] = {"from": self._bound(since)}
+        if self.run.readings.event_log_sends_to:
+            now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+            params["to"] = self._bound(now + timedelta(hours=1))
+        params.update({"direction": "ASC", "limit": PAGE_SIZE, "offset": next_page_token or 0})
+        return params
+
+    def _bound(self, moment: datetime) -> Any:
+        """A `from`/`to` value in the time format this Voluum reads."""
         if self.run.readings.event_log_time == "epoch":
-            from_value: Any = int(since.timestamp() * 1000)
-        else:
-            from_value = since.strftime("%Y-%m-%dT%H:00:00Z")
-        return {
-            "from": from_value,
-            "direction": "ASC",
-            "limit": PAGE_SIZE,
-            "offset": next_page_token or 0,
-        }
+            return int(moment.timestamp() * 1000)
+        return moment.strftime("%Y-%m-%dT%H:00:00Z")
 
     def read_records(self, context: Context | None) -> Iterable[dict]:
         """Every entry from the bookmark's hour, once each, oldest first.
@@ -155,7 +159,7 @@ class EventLogStream(VoluumStream):
         """
         entries: dict[tuple, dict] = {}
         for row in self._request_entries(context):
-            entry = normalize_entry(row)
+            entry = self.shape.fit(normalize_entry(row))
             entries.setdefault(tuple(entry.get(k) for k in KEY), entry)
         yield from sorted(
             entries.values(),
@@ -163,17 +167,49 @@ class EventLogStream(VoluumStream):
         )
 
     def _request_entries(self, context: Context | None) -> Iterable[dict]:
-        """The SDK's paged read; on a refused `from`, once more in the other time format."""
-        try:
-            yield from self.request_records(context)
-        except VoluumAPIError as exc:
-            if not exc.is_refused_parameter:
-                raise
-            fmt = self.run.readings.switch_event_log_time()
-            self.logger.info(
-                "%s: Voluum refused the time format of `from` (%s); sending %s times from now on",
-                self.name,
-                exc,
-                fmt,
-            )
-            yield from self.request_records(context)
+        """The SDK's paged read, read again after a reading changed.
+
+        What a 400 says decides what changes: a refused time value, the other time format;
+        `to` missing, `to` sent from now on. A refused range changes no reading: `from`
+        after Voluum's now (its clock behind this machine's) means nothing new to read.
+        """
+        readings = self.run.readings
+        switched = False
+        while True:
+            try:
+                yield from self.request_records(context)
+            except VoluumAPIError as exc:
+                if exc.refuses_range:
+                    self._range_refused(context, exc)
+                    return
+                if exc.missing_parameter == "to" and not readings.event_log_sends_to:
+                    readings.send_event_log_to()
+                    self.logger.info(
+                        "%s: Voluum wants `to` (%s); sending it from now on", self.name, exc
+                    )
+                    continue
+                if switched or not exc.is_refused_parameter:
+                    raise
+                switched = True
+                fmt = readings.switch_event_log_time()
+                self.logger.info(
+                    "%s: Voluum refused the time format of `from` (%s); "
+                    "sending %s times from now on",
+                    self.name,
+                    exc,
+                    fmt,
+                )
+                continue
+            return
+
+    def _range_refused(self, context: Context | None, exc: VoluumAPIError) -> None:
+        """`from` later than Voluum's now: nothing to read; any other range refused: fail."""
+        if "before" not in exc.detail and "after" not in exc.detail:
+            raise StreamFailure(f"{exc} (the event log is read from its bookmark on)") from exc
+        self.logger.warning(
+            "%s: Voluum refused the range from %s (%s): its clock seems behind this "
+            "machine's; nothing read, the bookmark stays",
+            self.name,
+            self.since(context).strftime("%Y-%m-%d %H:00 UTC"),
+            exc,
+        )

@@ -61,13 +61,19 @@ class LiveEventsStream(VoluumStream):
             if since is None or datetime.fromisoformat(record["timestamp"]) >= since:
                 yield record
 
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        """A row that does not say its campaign (null, "") is of the campaign asked for."""
+        if not row.get("campaignId") and context and context.get("campaignId"):
+            row["campaignId"] = context["campaignId"]
+        return super().post_process(row, context)
+
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """Oldest first, with ISO timestamps, so the bookmark can follow the rows."""
         tz = ZoneInfo(str(self.config["timezone"]))
         rows = []
         for row in super().parse_response(response):
             row["timestamp"] = voluum_timestamp(row.get("timestamp"), tz)
-            rows.append(row)
+            rows.append(self.shape.fit(row))  # keys as text before they are compared
         self.identify(rows)
         rows.sort(
             key=lambda row: tuple(row.get(k) or "" for k in ("timestamp", *self.primary_keys))

@@ -2,7 +2,9 @@
 
 Each `/report` answer carries `totals` over the whole query (every page), so the tap can
 check what it wrote: counts must match exactly, money within a cent. Ratios (roi, ctr,
-...) are not summable and are not compared. Setting `reconcile`: `warn` (one WARNING
+...) are not summable and are not compared. A metric that is null in a row is absent, not
+0: the window's sum of it is unknown, so that metric is not compared in that window (said
+once per stream, counted in the summary). Setting `reconcile`: `warn` (one WARNING
 line per window that does not add up, records still written), `fail` (the stream stops
 before that window's STATE, as an unrecoverable stream does) or `off`.
 """
@@ -45,8 +47,11 @@ class Reconciler:
         self.windows = 0
         self.mismatches = 0
         self.without_totals = 0
+        self.unknown = 0
+        """Metrics left uncompared in a window because a row held null."""
         self._counts: dict[str, int] = {}
         self._money: dict[str, list[float]] = {}
+        self._nulls: set[str] = set()
 
     @property
     def enabled(self) -> bool:
@@ -57,17 +62,26 @@ class Reconciler:
         """Forget the previous window's sums."""
         self._counts = dict.fromkeys(self.counts, 0)
         self._money = {m: [] for m in self.money}
+        self._nulls = set()
 
     def add(self, record: Mapping[str, object]) -> None:
-        """Count one written record."""
+        """Count one written record (a null metric makes that metric unknown this window)."""
         for metric in self.counts:
             value = record.get(metric)
             if isinstance(value, (int, float)):
                 self._counts[metric] += int(value)
+            elif value is None and metric in record:
+                self._nulls.add(metric)
         for metric in self.money:
             value = record.get(metric)
             if isinstance(value, (int, float)):
                 self._money[metric].append(float(value))
+            elif value is None and metric in record:
+                self._nulls.add(metric)
+
+    def add_nulls(self, metrics: Iterable[str]) -> None:
+        """Metrics some row of this window held as null: not compared in this window."""
+        self._nulls.update(metrics)
 
     def matches(self, totals: Mapping[str, object] | None) -> bool:
         """Whether the window's sums agree with `totals` (no totals: nothing to disagree)."""
@@ -83,6 +97,15 @@ class Reconciler:
             self.without_totals += 1
             return
         self.windows += 1
+        if self._nulls:
+            if not self.unknown:
+                self.logger.info(
+                    "%s: window %s: rows hold null %s: not compared with Voluum's totals",
+                    self.stream,
+                    day,
+                    ", ".join(sorted(self._nulls)),
+                )
+            self.unknown += len(self._nulls)
         ours, theirs = self._differences(totals)
         if not ours:
             return
@@ -98,13 +121,18 @@ class Reconciler:
     def _differences(self, totals: Mapping[str, object]) -> tuple[list[str], list[str]]:
         ours: list[str] = []
         theirs: list[str] = []
+        nulls = self._nulls
         for metric, count in self._counts.items():
             total = totals.get(metric)
+            if metric in nulls:
+                continue
             if isinstance(total, (int, float)) and count != total:
                 ours.append(f"{metric}={count}")
                 theirs.append(f"{metric}={_number(total)}")
         for metric, values in self._money.items():
             total = totals.get(metric)
+            if metric in nulls:
+                continue
             summed = math.fsum(values)
             if isinstance(total, (int, float)) and abs(summed - total) > CENT + 1e-9:
                 ours.append(f"{metric}={summed:.2f}")
@@ -115,11 +143,12 @@ class Reconciler:
         """One INFO line at the end of the stream."""
         if self.enabled and self.windows:
             self.logger.info(
-                "%s: %d window%s reconciled with Voluum's totals, %d mismatches",
+                "%s: %d window%s reconciled with Voluum's totals, %d mismatches%s",
                 self.stream,
                 self.windows,
                 "" if self.windows == 1 else "s",
                 self.mismatches,
+                f" ({self.unknown} metrics left out for null values)" if self.unknown else "",
             )
 
 

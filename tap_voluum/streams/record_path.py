@@ -1,7 +1,9 @@
 """The record path of windowed streams: page bodies to records to RECORD lines.
 
-- Decoding: only the wanted fields of each row are decoded (`page_decoder`), then made into
-  records a chunk at a time (`records_in_chunks`); the body and each chunk's rows are let go
+- Decoding: only the wanted fields of each row are decoded (`page_decoder`), typed as the
+  stream's schema declares them (a page holding a value of another shape is fitted to the
+  schema value by value, `tap_voluum.shapes`), then made into records a chunk at a time
+  (`records_in_chunks`); the body and each chunk's rows are let go
   as soon as they are used, so a 10,000-row page never lives three times over.
 - Checks per chunk, summed in C: repeated keys dropped (`unseen`), the reconciler's sums
   (`add_up`).
@@ -17,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from tap_voluum.shapes import RowDecoder
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from tap_voluum.streams.reconcile import Reconciler
 
@@ -26,23 +30,17 @@ ROWS_PER_CHUNK = 1000
 """Rows made into records at a time: a page's records are never all alive at once."""
 
 
-def page_decoder(fields: tuple[str, ...]) -> msgspec.json.Decoder:
-    """A decoder of a report page that builds only `fields` of each row.
+def page_decoder(
+    fields: tuple[str, ...], schema: Mapping[str, Any], untyped: Iterable[str] = ()
+) -> RowDecoder:
+    """A decoder of a report page that builds only `fields` of each row, fitting `schema`.
 
     Voluum's rows carry dozens of fields beyond those asked for, and each page its totals
     and column metadata: skipping them in msgspec keeps a 10,000-row page small and fast.
-    A field Voluum leaves out comes back as `msgspec.UNSET`.
+    A field Voluum leaves out comes back as `msgspec.UNSET`. Values arrive typed as the
+    schema declares them, or fitted to it (`tap_voluum.shapes.RowDecoder`).
     """
-    row = msgspec.defstruct(
-        "Row",
-        [(f"f{i}", Any, msgspec.UNSET) for i in range(len(fields))],
-        rename={f"f{i}": name for i, name in enumerate(fields)},
-        array_like=False,
-        gc=False,  # decoded JSON holds no cycles: rows the collector need not walk
-    )
-    rows_type: Any = list[row]  # type: ignore[valid-type]
-    page = msgspec.defstruct("Page", [("rows", rows_type, msgspec.field(default_factory=list))])
-    return msgspec.json.Decoder(page)
+    return RowDecoder(fields, schema, untyped)
 
 
 def records_in_chunks(
@@ -104,10 +102,11 @@ def add_up(reconciler: Reconciler, records: list[dict]) -> None:
 
     Each column is summed in C (a missing value counts as nothing, as in `add`); a column
     holding anything else than numbers (null, text, a fractional count) is summed value by
-    value with `add`'s own rules.
+    value with `add`'s own rules, and a null there makes the metric unknown this window.
     """
     n = len(records)
     sums: dict[str, float] = {}
+    nulls: list[str] = []
     for metric in reconciler.counts:
         values = map(dict.get, records, repeat(metric, n), repeat(0, n))
         try:
@@ -115,19 +114,26 @@ def add_up(reconciler: Reconciler, records: list[dict]) -> None:
         except TypeError:
             count = None
         if type(count) is not int:
-            count = sum(int(v) for v in _numbers(records, metric))
+            count = sum(int(v) for v in _numbers(records, metric, nulls))
         sums[metric] = count
     for metric in reconciler.money:
         values = map(dict.get, records, repeat(metric, n), repeat(0.0, n))
         try:
             sums[metric] = math.fsum(values)
         except TypeError:
-            sums[metric] = math.fsum(float(v) for v in _numbers(records, metric))
+            sums[metric] = math.fsum(float(v) for v in _numbers(records, metric, nulls))
     reconciler.add(sums)
+    if nulls:
+        reconciler.add_nulls(nulls)
 
 
-def _numbers(records: list[dict], metric: str) -> Iterator[float]:
+def _numbers(records: list[dict], metric: str, nulls: list[str]) -> Iterator[float]:
+    null = False
     for record in records:
-        value = record.get(metric)
+        value = record.get(metric, 0)
         if isinstance(value, (int, float)):
             yield value
+        elif value is None:
+            null = True
+    if null:
+        nulls.append(metric)

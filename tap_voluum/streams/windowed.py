@@ -18,7 +18,6 @@ from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-import msgspec
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import PageContext
 
@@ -56,6 +55,8 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
+    from tap_voluum.shapes import RowDecoder
+
 MAX_READING_CHANGES = 12
 """Changes of readings one request may go through before its stream gives up."""
 
@@ -73,6 +74,7 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
     is_sorted = True
     check_sorted = False  # the lookback re-reads days before the bookmark on purpose
     decode_rows_later = True
+    fitted_when_decoded = True
     # Rows are copied field by field from Voluum's JSON, whose types already match the
     # schema: the SDK's per-record type conformance would only repeat that work.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
@@ -290,8 +292,8 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         return tuple(dict.fromkeys((*self.api_fields, *self.completer_fields)))
 
     @cached_property
-    def _page_decoder(self) -> msgspec.json.Decoder:
-        return page_decoder(self._row_fields)
+    def _page_decoder(self) -> RowDecoder:
+        return page_decoder(self._row_fields, self.schema, self.completer_fields)
 
     @cached_property
     def _stamp(self) -> dict[str, Any]:
@@ -309,7 +311,7 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
 
         The body is let go once decoded, and each chunk's rows once they are records.
         """
-        rows = self._page_decoder.decode(page.take_body()).rows
+        rows = self._page_decoder.decode(page.take_body())
         if page.keep is not None:
             del rows[page.keep :]
         return records_in_chunks(
