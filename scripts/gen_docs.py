@@ -194,6 +194,14 @@ def _is_group(schema: dict[str, Any]) -> bool:
     )
 
 
+def _holds_secret(schema: dict[str, Any]) -> bool:
+    """A list or object whose items hold a secret (the accounts' access keys)."""
+    items = schema.get("items") or {}
+    return any(
+        p.get("secret") or p.get("writeOnly") for p in (items.get("properties") or {}).values()
+    )
+
+
 def flatten_settings(properties: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
     """Hub-style settings: nested groups become dotted names (batch_config.encoding.format)."""
     settings: list[dict[str, Any]] = []
@@ -208,7 +216,7 @@ def flatten_settings(properties: dict[str, Any], prefix: str = "") -> list[dict[
             "description": str(schema.get("description") or ""),
             "kind": _kind(schema),
         }
-        if setting["kind"] == "password":
+        if setting["kind"] == "password" or _holds_secret(schema):
             setting["sensitive"] = True
         if setting["kind"] == "options":
             setting["options"] = [
@@ -226,7 +234,12 @@ def hub_definition(about: dict[str, Any]) -> dict[str, Any]:
     definition = dict(HUB_IDENTITY)
     definition["capabilities"] = sorted(about["capabilities"])
     definition["settings"] = flatten_settings(settings_schema["properties"])
-    definition["settings_group_validation"] = [sorted(settings_schema.get("required", []))]
+    required = sorted(settings_schema.get("required", []))
+    # One account (access_id + access_key) or a list of them (accounts): either completes.
+    definition["settings_group_validation"] = [
+        sorted({*required, "access_id", "access_key"}),
+        sorted({*required, "accounts"}),
+    ]
     definition["select"] = HUB_SELECT
     return definition
 

@@ -11,6 +11,7 @@ import msgspec
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_voluum.accounts import ACCOUNT_HEADER
 from tap_voluum.errors import TRANSIENT_CODES, VoluumAuthError, voluum_error
 
 if TYPE_CHECKING:
@@ -77,6 +78,11 @@ class VoluumSession(requests.auth.AuthBase):
             assert self._token is not None
             return self._token
 
+    @property
+    def current(self) -> str | None:
+        """The token in use (None before the first login)."""
+        return self._token
+
     def invalidate(self, failed_token: str | None) -> None:
         """Forget the token after Voluum refused it, unless another thread already renewed it."""
         with self._lock:
@@ -138,6 +144,41 @@ class VoluumSession(requests.auth.AuthBase):
                 raise RetriableAPIError(f"login answered {code}", response)
             raise VoluumAuthError(f"Voluum refused the login ({code})")
         return payload
+
+
+class AccountSessions(requests.auth.AuthBase):
+    """The access-key sessions of every account; a request gets its account's token.
+
+    The account is named by `ACCOUNT_HEADER` (the first account when it is not).
+    """
+
+    def __init__(self, sessions: dict[str, VoluumSession]) -> None:
+        self.by_account = sessions
+
+    @property
+    def first(self) -> VoluumSession:
+        """The first account's session."""
+        return next(iter(self.by_account.values()))
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Attach the token of the request's account."""
+        name = request.headers.get(ACCOUNT_HEADER)
+        session = self.by_account.get(str(name)) if name else self.first
+        if session is None:
+            raise VoluumAuthError(f"no access key for account {name}")
+        return session(request)
+
+    def invalidate(self, failed_token: str | None) -> None:
+        """Forget a token Voluum refused, in the session that holds it."""
+        if failed_token:
+            for session in self.by_account.values():
+                session.invalidate(failed_token)
+
+    def account_of(self, token: str | None) -> str | None:
+        """The account whose current token this is."""
+        return next(
+            (name for name, s in self.by_account.items() if token and s.current == token), None
+        )
 
 
 def _no_token(request: requests.PreparedRequest) -> requests.PreparedRequest:

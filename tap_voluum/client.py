@@ -34,7 +34,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_voluum.auth import TOKEN_HEADER, VoluumSession
+from tap_voluum.accounts import ACCOUNT_HEADER, Account, accounts_from
+from tap_voluum.auth import TOKEN_HEADER, AccountSessions, VoluumSession
 from tap_voluum.denied import DENIED_ENDPOINTS, is_denied
 from tap_voluum.errors import (
     RATE_LIMIT_CODE,
@@ -147,11 +148,21 @@ class RateLimiter:
 
 
 class VoluumHTTP(requests.Session):
-    """A requests session that refuses denied endpoints and waits for the rate limiter."""
+    """A requests session that refuses denied endpoints and waits for the rate limiter.
 
-    def __init__(self, limiter: RateLimiter, pool_size: int) -> None:
+    One limiter for the run, or one per account (`rate_limit_scope: account`): the account
+    a request is for is named by `ACCOUNT_HEADER`, which is taken off before it is sent.
+    """
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        pool_size: int,
+        account_limiters: Mapping[str, RateLimiter] | None = None,
+    ) -> None:
         super().__init__()
         self.limiter = limiter
+        self.account_limiters = dict(account_limiters or {})
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4))
         self.mount("https://", adapter)
         self.mount("http://", adapter)
@@ -163,8 +174,12 @@ class VoluumHTTP(requests.Session):
         if is_denied(request.method or "GET", path):
             msg = f"{request.method} {path} refuses access-key sessions; tap-voluum never calls it"
             raise DeniedEndpointError(msg)
-        self.limiter.acquire()
+        self.limiter_for(request.headers.pop(ACCOUNT_HEADER, None)).acquire()
         return super().send(request, **kwargs)
+
+    def limiter_for(self, account: str | None) -> RateLimiter:
+        """The limiter an account's requests wait for."""
+        return self.account_limiters.get(account or "", self.limiter)
 
 
 # --- the one retry policy ------------------------------------------------------------
@@ -307,24 +322,45 @@ def extract_list(payload: Any, key: str | None) -> list[dict]:
 
 
 class VoluumClient:
-    """The HTTP session, rate limiter and access-key session of one tap."""
+    """The HTTP session, rate limiter(s) and access-key sessions of one tap (every account)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.api_url = str(config["api_url"]).rstrip("/")
         self.timeout = int(config["request_timeout"])
         self.max_tries = int(config["max_retries"]) + 1
-        self.limiter = RateLimiter(float(config["max_requests_per_second"]))
-        self.http = VoluumHTTP(self.limiter, int(config["max_concurrency"]) + 2)
+        self.accounts: dict[str, Account] = {a.name: a for a in accounts_from(config)}
+        rate = float(config["max_requests_per_second"])
+        self.limiter = RateLimiter(rate)
+        per_account = str(config.get("rate_limit_scope") or "run") == "account"
+        self.http = VoluumHTTP(
+            self.limiter,
+            int(config["max_concurrency"]) + 2,
+            {name: RateLimiter(rate) for name in self.accounts} if per_account else None,
+        )
         self.page_feed: Any = None
         """The pool and memory budget the tap's windowed streams share (`sync_ahead.py`)."""
-        self.session = VoluumSession(
-            self.api_url,
-            str(config["access_id"]),
-            str(config["access_key"]),
-            self.http,
-            timeout=self.timeout,
-            retry=self.retrying,
+        self.sessions = AccountSessions(
+            {
+                name: VoluumSession(
+                    self.api_url,
+                    account.access_id,
+                    account.access_key,
+                    self.http,
+                    timeout=self.timeout,
+                    retry=self.retrying,
+                )
+                for name, account in self.accounts.items()
+            }
         )
+
+    @property
+    def session(self) -> VoluumSession:
+        """The first account's access-key session."""
+        return self.sessions.first
+
+    def account(self, name: str | None) -> Account:
+        """An account by name (the first one for None)."""
+        return self.accounts[name] if name else next(iter(self.accounts.values()))
 
     def retrying(self, func: Callable[..., Any], what: str = "login") -> Callable[..., Any]:
         """`func` under the one retry policy, each retry logged as `what`."""
@@ -334,14 +370,18 @@ class VoluumClient:
             on_backoff=lambda details: LOGGER.warning("%s", retry_line(what, details)),
         )
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET one JSON answer: limited, retried, checked and decoded."""
+    def get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, account: str | None = None
+    ) -> Any:
+        """GET one JSON answer for an account: limited, retried, checked and decoded."""
+        name = self.account(account).name
 
         def attempt() -> Any:
             response = self.http.get(
                 f"{self.api_url}{path}",
                 params=params or {},
-                auth=self.session,
+                headers={ACCOUNT_HEADER: name},
+                auth=self.sessions,
                 timeout=self.timeout,
             )
             self.check(response)
@@ -361,7 +401,7 @@ class VoluumClient:
         """
         status = response.status_code
         if status == 401:
-            self.session.invalidate(response.request.headers.get(TOKEN_HEADER))
+            self.sessions.invalidate(response.request.headers.get(TOKEN_HEADER))
             raise RetriableAPIError(error_message(response), response)
         if status < 400:
             if body:
@@ -374,7 +414,7 @@ class VoluumClient:
                 )
             return
         if status == 429 or RATE_LIMIT_CODE.encode() in response.content[:4096]:
-            self.limiter.penalize()
+            self.penalize(response)
             raise RetriableAPIError(error_message(response), response)
         if status >= 500:
             raise RetriableAPIError(error_message(response), response)
@@ -386,10 +426,15 @@ class VoluumClient:
             return
         code = error.get("code")
         if code == RATE_LIMIT_CODE:
-            self.limiter.penalize()
+            self.penalize(response)
         if code in TRANSIENT_CODES:
             raise RetriableAPIError(error_message(response), response)
         raise api_error(response)
+
+    def penalize(self, response: requests.Response) -> None:
+        """Slow down the limiter the refused request waited for."""
+        token = response.request.headers.get(TOKEN_HEADER) if response.request else None
+        self.http.limiter_for(self.sessions.account_of(token)).penalize()
 
     def read_page(self, response: requests.Response) -> PageHead:
         """Paging figures, totals and row count of a report page, the body checked once."""

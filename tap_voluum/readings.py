@@ -151,17 +151,3 @@ class Readings:
             self.event_log_time = formats[(formats.index(self.event_log_time) + 1) % 2]
             self.version += 1
             return self.event_log_time
-
-
-@dataclass
-class SyncRun:
-    """What the streams of one tap share besides HTTP: readings learned, streams failed."""
-
-    readings: Readings = field(default_factory=Readings)
-    failures: dict[str, str] = field(default_factory=dict)
-
-    def summary(self) -> str:
-        """One line naming every failed stream and why."""
-        parts = "; ".join(f"{name} ({why})" for name, why in self.failures.items())
-        count = len(self.failures)
-        return f"{count} stream{'s' if count > 1 else ''} failed: {parts}"

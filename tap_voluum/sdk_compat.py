@@ -78,6 +78,30 @@ def bookmark_ahead(stream: Stream, context: Context | None) -> Any:
     return state.get("replication_key_value") or None
 
 
+def adopt_unpartitioned_state(state: dict[str, Any], account: str) -> dict[str, Any]:
+    """A state written before accounts, made the state of `account`.
+
+    Why: a single-account tap kept each stream's bookmark at the top of its state (and
+    live streams' under a context without an account); every stream now keeps one per
+    account, in the SDK's `partitions` list, each under a `context` naming its account.
+    Given to `Tap.load_state` (the SDK's hook for backwards-compatibility patches).
+    """
+    adopted = {**state, "bookmarks": {}}
+    for name, stream_state in (state.get("bookmarks") or {}).items():
+        top = {k: v for k, v in stream_state.items() if k != "partitions"}
+        partitions = []
+        for partition in stream_state.get("partitions") or []:
+            context = dict(partition.get("context") or {})
+            context.setdefault("account", account)
+            partitions.append({**partition, "context": context})
+        if top.get("replication_key_value") is not None and not any(
+            p["context"] == {"account": account} for p in partitions
+        ):
+            partitions.append({"context": {"account": account}, **top})
+        adopted["bookmarks"][name] = {"partitions": partitions} if partitions else top
+    return adopted
+
+
 def tap_of(stream: Stream) -> Tap:
     """The tap a stream belongs to.
 
@@ -88,7 +112,7 @@ def tap_of(stream: Stream) -> Tap:
 
 
 class RecordHook(Stream):
-    """Lets a stream write its RECORD messages itself (`fast_write`), else the SDK does.
+    """Lets a stream write its RECORD messages itself (`record_writer`), else the SDK does.
 
     Why: `Stream._write_record_message(record)` is where the SDK's `_sync_records` loop
     writes each record (deselected properties popped, stream maps, a `RecordMessage`, a
@@ -97,21 +121,19 @@ class RecordHook(Stream):
     else in that loop stays the SDK's.
     """
 
-    fast_write: Callable[[dict[str, Any]], None] | None = None
-    """Writes one record exactly as the SDK would; None: the SDK's own path."""
-
-    def flush_records(self) -> None:
-        """Write out records `fast_write` buffered."""
+    record_writer: RecordWriter | None = None
+    """Writes the records exactly as the SDK would, chosen once per read; None: the SDK."""
 
     def _write_record_message(self, record: dict[str, Any]) -> None:
-        write = self.fast_write
-        if write is None:
+        writer = self.record_writer
+        if writer is None:
             super()._write_record_message(record=record)
         else:
-            write(record)
+            writer.write(record)
 
     def _write_state_message(self) -> None:
-        self.flush_records()
+        if self.record_writer is not None:
+            self.record_writer.flush()
         super()._write_state_message()
 
 
@@ -185,6 +207,12 @@ class RecordWriter:
             for m in stream.stream_maps
         ]
         self.buffer = bytearray()
+        self.write = self.for_page()
+        """Writes one record (into the buffer), stamped with its page's extraction time."""
+
+    def new_page(self, extracted: datetime | None = None) -> None:
+        """The records that follow are of a page taken in now (or at `extracted`)."""
+        self.write = self.for_page(extracted)
 
     def for_page(self, extracted: datetime | None = None) -> Callable[[dict[str, Any]], None]:
         """The write function for the records of one page, stamped with its extraction time.
@@ -233,7 +261,7 @@ class RecordWriter:
             return
         data = bytes(self.buffer)
         self.buffer.clear()
-        with _signals_held():
+        with signals_held():
             out = sys.stdout.buffer
             while data:
                 written = out.write(data)  # a raw (unbuffered) stdout may take only a part
@@ -242,7 +270,7 @@ class RecordWriter:
 
 
 @contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Hold SIGTERM and SIGINT for the main thread while a block runs (where supported)."""
     held = {signal.SIGTERM, signal.SIGINT}
     can_hold = (

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import sys
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlparse
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import requests
@@ -18,17 +15,19 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 from singer_sdk.tap_base import CliTestOptionValue
+from typing_extensions import override
 
+from tap_voluum.accounts import ACCOUNT_NAME_PATTERN, DEFAULT_ACCOUNT, accounts_from
 from tap_voluum.client import VoluumClient, extract_list
 from tap_voluum.errors import (
     DeniedEndpointError,
     VoluumAuthError,
-    VoluumConfigError,
     VoluumError,
 )
-from tap_voluum.readings import SyncRun
-from tap_voluum.sdk_compat import print_about
-from tap_voluum.streams.base import VoluumStream
+from tap_voluum.run import SyncRun
+from tap_voluum.sdk_compat import adopt_unpartitioned_state, print_about
+from tap_voluum.settings import check_settings
+from tap_voluum.streams.base import VoluumStream, keyed_by_account
 from tap_voluum.streams.columns import ReportColumnsStream
 from tap_voluum.streams.conversions import ConversionsStream
 from tap_voluum.streams.entities import entity_streams
@@ -42,10 +41,9 @@ from tap_voluum.streams.reports import (
     ReportStream,
     custom_report_definitions,
 )
-from tap_voluum.streams.windows import parse_setting_datetime
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator
 
 MAX_PAGE_SIZE = 100_000
 
@@ -77,6 +75,26 @@ CUSTOM_REPORT = th.ObjectType(
 )
 
 
+ACCOUNT = th.ObjectType(
+    th.Property(
+        "name",
+        th.StringType(pattern=ACCOUNT_NAME_PATTERN),
+        required=True,
+        description="The account's name in every record (1-64 letters, digits, - and _).",
+    ),
+    th.Property("access_id", th.StringType, required=True, description="Access key ID."),
+    th.Property("access_key", th.StringType, required=True, secret=True, description="Access key."),
+    th.Property(
+        "workspace_ids", th.ArrayType(th.StringType), description="This account's workspaces."
+    ),
+    th.Property(
+        "currency", th.StringType(pattern="^[A-Z]{3}$"), description="This account's currency."
+    ),
+    th.Property("timezone", th.StringType, description="This account's report time zone."),
+    th.Property("start_date", th.DateTimeType, description="This account's first day."),
+)
+
+
 class TapVoluum(Tap):
     """Singer tap for the Voluum ad-tracking API."""
 
@@ -87,15 +105,42 @@ class TapVoluum(Tap):
         th.Property(
             "access_id",
             th.StringType,
-            required=True,
-            description="Access key ID, generated in Voluum (Profile → Security → Access keys).",
+            description=(
+                "Access key ID, generated in Voluum (Profile → Security → Access keys). "
+                "One account; for several, use accounts instead."
+            ),
         ),
         th.Property(
             "access_key",
             th.StringType,
-            required=True,
             secret=True,
             description="Secret access key (shown once, when the key is generated).",
+        ),
+        th.Property(
+            "account_name",
+            th.StringType(pattern=ACCOUNT_NAME_PATTERN),
+            description=(
+                "Name of the one account access_id/access_key give, in every record's "
+                "`account` (default: default)."
+            ),
+        ),
+        th.Property(
+            "accounts",
+            th.ArrayType(ACCOUNT),
+            description=(
+                "Several Voluum accounts read in one run: name, access_id, access_key, and "
+                "optionally their own workspace_ids, currency, timezone, start_date."
+            ),
+        ),
+        th.Property(
+            "rate_limit_scope",
+            th.StringType,
+            default="run",
+            allowed_values=["run", "account"],
+            description=(
+                "run: max_requests_per_second for all accounts together (Voluum counts "
+                "requests per address); account: for each account on its own."
+            ),
         ),
         th.Property(
             "api_url",
@@ -214,8 +259,21 @@ class TapVoluum(Tap):
         if self._strict:
             check_settings(self.config)
 
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The state given; one written before accounts is the `default` account's."""
+        names = [a.name for a in accounts_from(self.config)] if self.config else []
+        heir = (
+            DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in names else (names[0] if len(names) == 1 else None)
+        )
+        super().load_state(adopt_unpartitioned_state(state, heir) if heir else state)
+
     def discover_streams(self) -> list[Stream]:
-        """Entities, built-in and custom reports, conversions, live events and the event log."""
+        """Entities, built-in and custom reports, conversions, live events and the event log.
+
+        Every stream carries `account`, first in its key; report columns are every
+        account's (`/column/info` read for each).
+        """
         fixed: tuple[type[VoluumStream], ...] = (
             ReportColumnsStream,
             ConversionsStream,
@@ -226,16 +284,45 @@ class TapVoluum(Tap):
         streams: list[Stream] = [*entity_streams(self), *(cls(tap=self) for cls in fixed)]
         taken = {stream.name for stream in streams} | {d.name for d in BUILT_IN_REPORTS}
         custom = custom_report_definitions(self.config.get("custom_reports") or [], taken)
-        mappings = self.column_mappings() if self._strict else []
-        columns = {str(m["key"]): str(m.get("type") or "") for m in mappings}
-        labels = {str(m["key"]): str(m["label"]) for m in mappings if m.get("label")}
+        columns, labels = self.account_columns() if self._strict else ({}, {})
         self.run.readings.column_keys = frozenset(columns) if columns else None
         streams += [ReportStream(self, d, columns, labels) for d in (*BUILT_IN_REPORTS, *custom)]
         for stream in streams:
             assert isinstance(stream, VoluumStream)
             stream.run = self.run
             stream.client = self.client
+            keyed_by_account(stream)
         return streams
+
+    def account_columns(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Every account's report columns (key -> type) and labels (key -> label).
+
+        A label that differs between accounts is given per account ("north: LEAD; south:
+        FTD"). An account whose key Voluum rejects is left out (and named) when there are
+        others.
+        """
+        columns: dict[str, str] = {}
+        named: dict[str, dict[str, str]] = {}
+        for name in self.client.accounts:
+            try:
+                mappings = self.column_mappings(name)
+            except VoluumAuthError as exc:
+                if len(self.client.accounts) == 1:
+                    raise
+                self.run.fail_account(name, "access key rejected", self.logger)
+                self.logger.debug("%s: %s", name, exc)
+                continue
+            for m in mappings:
+                columns.setdefault(str(m["key"]), str(m.get("type") or ""))
+                if m.get("label"):
+                    named.setdefault(str(m["key"]), {})[name] = str(m["label"])
+        labels = {
+            key: next(iter(by.values()))
+            if len(set(by.values())) == 1
+            else "; ".join(f"{account}: {label}" for account, label in by.items())
+            for key, by in named.items()
+        }
+        return columns, labels
 
     @property
     def client(self) -> VoluumClient:
@@ -245,14 +332,14 @@ class TapVoluum(Tap):
             self._client = VoluumClient(self.config)
         return self._client
 
-    def column_mappings(self) -> list[dict]:
+    def column_mappings(self, account: str | None = None) -> list[dict]:
         """Voluum's column dictionary (`/column/info`), or [] when this account has none.
 
         A refusal (4xx) or an API that keeps failing (5xx) leaves the built-in types, with
         a warning; a rejected key or an unreachable API ends the run.
         """
         try:
-            payload = self.client.get_json("/column/info")
+            payload = self.client.get_json("/column/info", account=account)
         except (VoluumAuthError, DeniedEndpointError):
             raise
         except (VoluumError, RetriableAPIError) as exc:
@@ -264,8 +351,21 @@ class TapVoluum(Tap):
         return [m for m in mappings if isinstance(m, dict) and m.get("key")]
 
     def log_in(self) -> None:
-        """Open the access-key session, so a rejected key stops the run before any data request."""
-        self.client.session.token()
+        """Open every account's session before any data request.
+
+        A rejected key ends the run (one account), or that account's work (several).
+        """
+        sessions = self.client.sessions.by_account
+        for name, session in sessions.items():
+            if name in self.run.accounts_failed:
+                continue
+            try:
+                session.token()
+            except VoluumAuthError as exc:
+                if len(sessions) == 1:
+                    raise
+                self.run.fail_account(name, "access key rejected", self.logger)
+                self.logger.debug("%s: %s", name, exc)
 
     def test_connection(self) -> None:
         """Log in, read one record of every stream, and end with one line saying so."""
@@ -275,23 +375,29 @@ class TapVoluum(Tap):
             stream.selected = True
             stream.connection_test = True
         for stream in streams:
-            context = self._test_context(stream)
-            next(iter(stream.get_records(context)), None)
-        if self.run.failures:
+            for context in self._test_contexts(stream):
+                next(iter(stream.get_records(context)), None)
+        if self.run.failed:
             fail(f"connection test failed: {self.run.summary()}")
         self.logger.info("connection test passed: logged in, %d streams readable", len(streams))
 
-    def _test_context(self, stream: VoluumStream) -> dict | None:
-        """A child stream's context from its parent's first record (e.g. a campaign)."""
+    def _test_contexts(self, stream: VoluumStream) -> list[dict]:
+        """Each account's context; a child's from its parent's first record (a campaign)."""
+        accounts = [{"account": name} for name in self.client.accounts]
         parent_type = stream.parent_stream_type
         if parent_type is None:
-            return None
+            return accounts
         parent = next(s for s in self.streams.values() if isinstance(s, parent_type))
         assert isinstance(parent, VoluumStream)
-        for record in parent.read_records(None):
-            for context in parent.generate_child_contexts(record, None) or ():
-                return dict(context or {})
-        return None
+        contexts: list[dict] = []
+        for account in accounts:
+            if parent.failed_for(account):
+                continue
+            for record in parent.read_records(account):
+                children = parent.generate_child_contexts(record, account) or ()
+                contexts.extend(dict(c or {}) for c in children)
+                break
+        return contexts[: len(accounts)]
 
     @classmethod
     def invoke(  # type: ignore[override]
@@ -323,7 +429,7 @@ class TapVoluum(Tap):
                 if exc.code in (0, None):
                     fail("stopped by a signal; the state written so far is valid: run again")
                 raise
-            if tap.run.failures:
+            if tap.run.failed:
                 fail(tap.run.summary())
 
     @classmethod
@@ -366,54 +472,6 @@ def fail(message: str) -> None:
     """Log one error line and exit non-zero, without a traceback."""
     logging.getLogger("tap-voluum").error("tap-voluum: %s", message)
     sys.exit(1)
-
-
-def check_settings(config: Mapping[str, Any]) -> None:
-    """Raise `VoluumConfigError` naming the first bad setting, before any request."""
-    for name in ("access_id", "access_key"):
-        if not str(config.get(name) or "").strip():
-            raise VoluumConfigError(f"setting {name} is missing")
-    _check_api_url(str(config.get("api_url") or ""))
-    start = _check_datetime(config, "start_date")
-    end = _check_datetime(config, "end_date")
-    if start and end and end.replace(tzinfo=None) <= start.replace(tzinfo=None):
-        raise VoluumConfigError("setting end_date must be after start_date")
-    try:
-        ZoneInfo(str(config.get("timezone")))
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise VoluumConfigError(
-            f"setting timezone: unknown time zone '{config.get('timezone')}'"
-        ) from exc
-
-
-def _check_api_url(url: str) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme == "https" and parsed.hostname:
-        return
-    if parsed.scheme == "http" and parsed.hostname and _is_loopback(parsed.hostname):
-        return
-    raise VoluumConfigError(
-        f"setting api_url must be an https URL (plain http only on loopback), not '{url}'"
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_datetime(config: Mapping[str, Any], name: str) -> Any:
-    value = config.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return parse_setting_datetime(str(value))
-    except ValueError as exc:
-        raise VoluumConfigError(f"setting {name} is not a date: '{value}'") from exc
 
 
 if __name__ == "__main__":

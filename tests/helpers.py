@@ -159,3 +159,15 @@ def sandbox_api(srv: SandboxServer) -> requests.Session:
     s.headers["cwauth-token"] = sandbox_login(srv)
     s.base = srv.url  # type: ignore[attr-defined]
     return s
+
+
+def bookmarks_of(state: dict, account: str = "default") -> dict[str, dict]:
+    """Each stream's bookmark for one account (streams keep one per account, as partitions)."""
+    found: dict[str, dict] = {}
+    for stream, stream_state in (state.get("bookmarks") or {}).items():
+        for partition in stream_state.get("partitions") or []:
+            if partition.get("context") == {"account": account}:
+                found[stream] = partition
+        if "partitions" not in stream_state:
+            found[stream] = stream_state
+    return found

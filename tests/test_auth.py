@@ -132,7 +132,7 @@ def test_streams_of_a_tap_share_one_login_and_taps_share_nothing(
     assert first.client.limiter is not second.client.limiter
     assert first.client.http is not second.client.http
     assert first.streams["offers"].requests_session is first.client.http
-    assert second.streams["campaign_report"].authenticator is second.client.session
+    assert second.streams["campaign_report"].authenticator is second.client.sessions
 
 
 def test_wrong_credentials_end_in_one_line_without_secret(

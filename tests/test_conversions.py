@@ -10,7 +10,7 @@ import pytest
 
 from tap_voluum.streams.conversions import voluum_timestamp
 from tests.conftest import config_for
-from tests.helpers import SyncResult, run_tap, total
+from tests.helpers import SyncResult, bookmarks_of, run_tap, total
 from tests.truth import assert_conversions_match, cents
 
 if TYPE_CHECKING:
@@ -59,8 +59,13 @@ def test_timestamps_are_iso_with_the_local_offset(synced: SyncResult, dataset: D
 def test_replication_key_is_postback_time(synced: SyncResult) -> None:
     schema = synced.schemas["conversions"]
     assert schema["bookmark_properties"] == ["postbackTimestamp"]
-    assert schema["key_properties"] == ["clickId", "postbackTimestamp", "conversionType"]
-    bookmark = synced.final_state["bookmarks"]["conversions"]["replication_key_value"]
+    assert schema["key_properties"] == [
+        "account",
+        "clickId",
+        "postbackTimestamp",
+        "conversionType",
+    ]
+    bookmark = bookmarks_of(synced.final_state)["conversions"]["replication_key_value"]
     # Windows move the bookmark, not records: to the start of the last hour read.
     last_hour = (END - timedelta(hours=1)).replace(tzinfo=ZoneInfo(TZ))
     assert bookmark == last_hour.isoformat()

@@ -18,7 +18,7 @@ import pytest
 from tap_voluum.client import PageHead
 from tap_voluum.streams.base import VoluumStream
 from tests.conftest import config_for
-from tests.helpers import SyncResult, run_cli, run_tap
+from tests.helpers import SyncResult, bookmarks_of, run_cli, run_tap
 from tests.test_activity import served_live
 from tests.truth import (
     DAILY_REPORTS,
@@ -227,7 +227,7 @@ def test_a_stream_voluum_refuses_fails_alone(small: Dataset, tmp_path: Path) -> 
         )
     assert_conversions_match(result.records["conversions"], small, START, END, TZ)
     assert_entities_match(result.records["campaigns"], small, "campaign")
-    bookmarks = result.final_state["bookmarks"]
+    bookmarks = bookmarks_of(result.final_state)
     assert bookmarks["campaign_report"]["replication_key_value"].startswith("2026-03-04")
     assert "replication_key_value" not in bookmarks.get("flow_report", {})
 
@@ -260,6 +260,6 @@ def test_a_window_short_of_total_rows_is_an_error_not_a_bookmark(
     assert_daily_report_matches(
         result.records["offer_report"], small, "offer", start=START, end=END, tz=TZ
     )
-    bookmark = result.final_state["bookmarks"]["campaign_report"]["replication_key_value"]
+    bookmark = bookmarks_of(result.final_state)["campaign_report"]["replication_key_value"]
     assert bookmark.startswith("2026-03-02"), "the bookmark stays before the broken window"
     assert max(r["day"] for r in result.records["campaign_report"]) == "2026-03-03"

@@ -125,10 +125,14 @@ def test_hub_definition_is_complete(about: dict[str, Any]) -> None:
     assert hub["namespace"] == "tap_voluum"
     assert "meltano_sdk" in hub["keywords"]
     assert set(hub["capabilities"]) == set(about["capabilities"])
-    assert hub["settings_group_validation"] == [["access_id", "access_key", "start_date"]]
+    assert hub["settings_group_validation"] == [
+        ["access_id", "access_key", "start_date"],
+        ["accounts", "start_date"],
+    ]
     kinds = {s["name"]: s for s in hub["settings"]}
     assert kinds["access_key"]["kind"] == "password"
     assert kinds["access_key"]["sensitive"] is True
+    assert kinds["accounts"]["sensitive"] is True  # it holds every account's access key
     # hub-utils would make every name with "id" a password; these are not secret.
     for name in ("access_id", "workspace_ids"):
         assert kinds[name]["kind"] != "password"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.conftest import config_for
-from tests.helpers import SyncResult, run_cli, run_tap
+from tests.helpers import SyncResult, bookmarks_of, run_cli, run_tap
 from tests.truth import assert_conversions_match, assert_entities_match
 from voluum_sandbox import Dataset, SandboxServer
 
@@ -82,7 +82,7 @@ def test_totals_cents_off_stop_the_stream_before_its_state_under_fail(
     assert "1 stream failed: campaign_report" in result.stderr
     failed = [line for line in result.stderr.splitlines() if "stream failed" in line]
     assert failed and all(CENTS_DAY in line for line in failed), failed
-    bookmarks = result.final_state["bookmarks"]
+    bookmarks = bookmarks_of(result.final_state)
     bookmark = bookmarks.get("campaign_report", {}).get("replication_key_value")
     assert bookmark is None or bookmark[:10] < CENTS_DAY, "the bookmark stays before the day"
     assert_conversions_match(result.records["conversions"], small, START, END, TZ)

@@ -12,7 +12,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from tap_voluum.errors import VoluumConfigError
 from tap_voluum.tap import TapVoluum
 from tests.conftest import config_for
-from tests.helpers import SyncResult, run_tap, total
+from tests.helpers import SyncResult, bookmarks_of, run_tap, total
 from tests.truth import (
     DAILY_REPORTS,
     ENTITY_KEY,
@@ -89,8 +89,13 @@ def test_hourly_report_equals_the_truth_hour_by_hour(
 
 
 def test_primary_key_is_bucket_plus_dimension(full_sync: SyncResult) -> None:
-    assert full_sync.schemas["campaign_report"]["key_properties"] == ["bucketStart", "campaignId"]
-    assert full_sync.schemas["offer_report"]["key_properties"] == ["bucketStart", "offerId"]
+    keys = full_sync.schemas["campaign_report"]["key_properties"]
+    assert keys == ["account", "bucketStart", "campaignId"]
+    assert full_sync.schemas["offer_report"]["key_properties"] == [
+        "account",
+        "bucketStart",
+        "offerId",
+    ]
     for stream in BUILT_IN:
         assert len(full_sync.keyed(stream)) == len(full_sync.records[stream])
 
@@ -202,6 +207,7 @@ def test_custom_reports_equal_the_truth(sandbox: SandboxServer, dataset: Dataset
         lambda r: (r["campaignId"], r["countryCode"], r["day"]),
     )
     assert result.schemas["offer_country_os"]["key_properties"] == [
+        "account",
         "bucketStart",
         "offerId",
         "countryCode",
@@ -278,7 +284,7 @@ def first_report_from(server: SandboxServer) -> str:
 
 def test_second_sync_rereads_only_the_lookback(sandbox: SandboxServer, dataset: Dataset) -> None:
     first = run_tap(config_for(sandbox, end_date="2026-03-09T00:00:00Z"), {"campaign_report"})
-    bookmark = first.final_state["bookmarks"]["campaign_report"]["replication_key_value"]
+    bookmark = bookmarks_of(first.final_state)["campaign_report"]["replication_key_value"]
     assert bookmark == "2026-03-08T00:00:00-05:00"
     sandbox.clear_requests()
     second = run_tap(config_for(sandbox), {"campaign_report"}, state=first.final_state)

@@ -13,7 +13,7 @@ import backoff._sync
 import pytest
 
 from tests.conftest import config_for
-from tests.helpers import SyncResult, parse_messages, run_cli, run_tap, tap_command
+from tests.helpers import SyncResult, bookmarks_of, parse_messages, run_cli, run_tap, tap_command
 from tests.truth import (
     assert_conversions_match,
     assert_daily_report_matches,
@@ -138,7 +138,7 @@ def test_a_request_that_keeps_failing_ends_in_one_line(
     # The whole week: one try and max_retries=2 retries; then its first half once more,
     # with its own retries, before the stream fails.
     assert first_window == ["2026-03-12T00:00:00"] * 3 + ["2026-03-09T00:00:00"] * 3
-    assert "reading it in two halves" in result.stderr
+    assert "reading it in halves" in result.stderr
 
 
 def test_a_fatal_error_leaves_a_valid_state(
@@ -154,7 +154,7 @@ def test_a_fatal_error_leaves_a_valid_state(
     failed = run_cli(config, tmp_path, streams={"campaign_report"})
     assert failed.returncode == 1
     assert "GET /report: HTTP 503" in failed.stderr.strip().splitlines()[-1]
-    bookmark = failed.final_state["bookmarks"]["campaign_report"]["replication_key_value"]
+    bookmark = bookmarks_of(failed.final_state)["campaign_report"]["replication_key_value"]
     assert bookmark.startswith("2026-03-07")  # the third window, fully written
     fresh_sandbox.configure(faults=None)
     resumed = run_cli(config, tmp_path, streams={"campaign_report"}, state=failed.final_state)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import config_for
-from tests.helpers import SyncResult, run_tap
+from tests.helpers import SyncResult, bookmarks_of, run_tap
 from voluum_sandbox import Dataset, SandboxServer
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def cents(value: Any) -> int:
 
 
 def bookmark(state: dict, stream: str) -> str:
-    return state["bookmarks"][stream]["replication_key_value"]
+    return bookmarks_of(state)[stream]["replication_key_value"]
 
 
 def millis(moment: datetime) -> int:

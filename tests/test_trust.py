@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import config_for
-from tests.helpers import run_cli, run_tap, sandbox_login, tap_command
+from tests.helpers import bookmarks_of, run_cli, run_tap, sandbox_login, tap_command
 from tests.truth import assert_daily_report_matches
 from voluum_sandbox import Dataset, SandboxServer
 
@@ -101,7 +101,7 @@ def test_fail_stops_that_stream_only_and_keeps_its_bookmark_before_the_window(
     assert_daily_report_matches(
         result.records["offer_report"], small, "offer", start=START, end=END, tz=TZ
     )
-    bookmarks = result.final_state["bookmarks"]
+    bookmarks = bookmarks_of(result.final_state)
     if window_days == 1:
         assert bookmarks["campaign_report"]["replication_key_value"].startswith("2026-03-02")
     else:  # one window of three days, not written whole: no bookmark at all
@@ -132,7 +132,7 @@ def test_report_columns_is_the_accounts_column_dictionary(server: SandboxServer)
     for key, record in records.items():
         for field in ("label", "type", "canGroupBy"):
             assert record[field] == served[key][field], (key, field)
-    assert result.schemas["report_columns"]["key_properties"] == ["key"]
+    assert result.schemas["report_columns"]["key_properties"] == ["account", "key"]
     # The labels name the account's custom conversions in the report schemas.
     properties = result.schemas["campaign_report"]["schema"]["properties"]
     label = served["customConversions1"]["label"]

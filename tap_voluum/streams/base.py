@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.pagination import SinglePagePaginator
+from typing_extensions import override
 
+from tap_voluum.accounts import ACCOUNT_HEADER, account_of
 from tap_voluum.client import (
     PageHead,
     RateLimiter,
@@ -38,8 +40,9 @@ from tap_voluum.errors import (
     VoluumConfigError,
     VoluumError,
 )
-from tap_voluum.readings import SyncRun
+from tap_voluum.run import SyncRun
 from tap_voluum.shapes import Shape
+from tap_voluum.streams.fields import KEY_STRING
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
@@ -48,8 +51,9 @@ if TYPE_CHECKING:
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
     from singer_sdk.pagination import BaseAPIPaginator
+    from singer_sdk.streams.rest import HTTPRequest, PageContext
 
-    from tap_voluum.auth import VoluumSession
+    from tap_voluum.auth import AccountSessions
 
 # Errors that end the whole run: every stream would meet them too.
 RUN_ENDING_ERRORS = (VoluumAuthError, VoluumConfigError, DeniedEndpointError)
@@ -72,8 +76,8 @@ class VoluumStream(RESTStream[Any]):
     ABSENT_STATUSES: ClassVar[tuple[int, ...]] = (403, 404)
     endpoint_absent = False
 
-    failure: str | None = None
-    """Why this stream stopped, once it did; the run then exits 1 at the end."""
+    failures: dict[str | None, str]
+    """Why this stream stopped, per account, once it did; the run then exits 1 at the end."""
     connection_test = False
     """`--test`: read a little, write no state."""
 
@@ -103,6 +107,33 @@ class VoluumStream(RESTStream[Any]):
     def run(self, value: SyncRun) -> None:
         self.__dict__["_run"] = value
 
+    # --- accounts -------------------------------------------------------------------
+
+    @property
+    def partitions(self) -> list[dict] | None:
+        """One partition per account: each account keeps its own bookmarks."""
+        if self.parent_stream_type is not None:
+            return None  # a child's contexts come from its parent's, account included
+        return [{"account": name} for name in self.client.accounts]
+
+    def settings(self, context: Context | None) -> dict[str, Any]:
+        """The settings of the context's account (its own `timezone`, `currency`, ...)."""
+        return self.client.account(account_of(context)).settings(self.config)
+
+    def failed_for(self, context: Context | None) -> bool:
+        """Whether this stream, or the whole account, stopped for the context's account."""
+        account = account_of(context)
+        return account in self.__dict__.get("failures", {}) or account in self.run.accounts_failed
+
+    @override
+    def get_http_request(self, *, page: PageContext) -> HTTPRequest:
+        """The SDK's request, marked with its account (the mark is not sent)."""
+        request = super().get_http_request(page=page)
+        account = account_of(page.stream_context)
+        if account:
+            request.headers = {**request.headers, ACCOUNT_HEADER: account}
+        return request
+
     # --- the SDK's hooks ----------------------------------------------------------------
 
     @property
@@ -121,9 +152,9 @@ class VoluumStream(RESTStream[Any]):
         return self.client.limiter
 
     @property
-    def authenticator(self) -> VoluumSession:
-        """The tap's access-key session."""
-        return self.client.session
+    def authenticator(self) -> AccountSessions:
+        """The tap's access-key sessions: each request gets its account's token."""
+        return self.client.sessions
 
     @property
     def timeout(self) -> int:
@@ -188,28 +219,36 @@ class VoluumStream(RESTStream[Any]):
     def get_records(self, context: Context | None) -> Iterable[dict]:
         """`read_records`, but a failure stops this stream alone, with one ERROR line.
 
-        A rejected access key, a bad setting or a denied endpoint still end the whole run.
+        A rejected access key or a denied endpoint stop that account's work alone (with
+        several accounts); a bad setting still ends the whole run.
         """
-        if self.failure is not None:
+        if self.failed_for(context):
             return
         try:
             yield from self.read_records(context)
-        except RUN_ENDING_ERRORS:
+        except VoluumConfigError:
             raise
+        except (VoluumAuthError, DeniedEndpointError) as exc:
+            if len(self.client.accounts) == 1:
+                raise
+            self.run.fail_account(account_of(context), str(exc), self.logger)
         except Exception as exc:
-            self.fail(exc)
+            self.fail(exc, context)
 
     def read_records(self, context: Context | None) -> Iterable[dict]:
         """The stream's records (the SDK's paged request loop unless overridden)."""
         yield from super().get_records(context)
 
-    def fail(self, exc: Exception) -> None:
-        """Stop this stream: one ERROR line, remembered for the end-of-run summary."""
+    def fail(self, exc: Exception, context: Context | None = None) -> None:
+        """Stop this stream (for the context's account): one ERROR line, kept for the end."""
         why = str(exc) if isinstance(exc, (VoluumError, RetriableAPIError)) else repr(exc)
-        self.failure = why
-        self.run.failures[self.name] = why
-        self.logger.error("%s: stream failed, the other streams go on: %s", self.name, why)
-        self.logger.debug("%s: failure details", self.name, exc_info=exc)
+        account = account_of(context)
+        self.__dict__.setdefault("failures", {})[account] = why
+        several = len(self.client.accounts) > 1
+        what = f"{account}/{self.name}" if several and account else self.name
+        self.run.failures[what] = why
+        self.logger.error("%s: stream failed, the other streams go on: %s", what, why)
+        self.logger.debug("%s: failure details", what, exc_info=exc)
 
     @cached_property
     def shape(self) -> Shape:
@@ -217,8 +256,11 @@ class VoluumStream(RESTStream[Any]):
         return Shape(self.schema)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        """Every value in its declared type: objects reduced to text, "" to null."""
-        return row if self.fitted_when_decoded else self.shape.fit(row)
+        """Every value in its declared type (objects reduced to text, "" to null); its account."""
+        if not self.fitted_when_decoded:
+            row = self.shape.fit(row)
+        row["account"] = account_of(context) or self.client.account(None).name
+        return row
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """Yield the items of Voluum's list wrapper (or of a bare list)."""
@@ -234,3 +276,15 @@ class VoluumStream(RESTStream[Any]):
                 )
             return
         yield from extract_list(decoded(response), self.records_key)
+
+
+def keyed_by_account(stream: VoluumStream) -> None:
+    """`account` in the stream's schema and first in its key: accounts never collide."""
+    properties = stream.schema["properties"]
+    if "account" not in properties:
+        rest = dict(properties)
+        properties.clear()
+        properties.update({"account": KEY_STRING, **rest})
+    keys = list(stream.primary_keys or ())
+    if keys[:1] != ["account"]:
+        stream.primary_keys = ["account", *keys]

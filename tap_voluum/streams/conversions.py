@@ -21,6 +21,8 @@ from tap_voluum.streams.windows import Window, aware
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from singer_sdk.helpers.types import Context
+
 VOLUUM_TIME = "%Y-%m-%d %I:%M:%S %p"
 _TEXT_FIELDS = (
     "clickId",
@@ -90,9 +92,9 @@ class ConversionsStream(WindowedStream):
         """Oldest postback first."""
         return "postbackTimestamp"
 
-    def completer(self, window: Window) -> Callable[[dict], None]:
+    def completer(self, context: Context | None, window: Window) -> Callable[[dict], None]:
         """Timestamps as ISO-8601 with the zone's offset."""
-        tz = self.tz
+        tz = self.tz(context)
 
         def complete(record: dict) -> None:
             record["postbackTimestamp"] = voluum_timestamp(record.get("postbackTimestamp"), tz)

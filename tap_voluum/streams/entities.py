@@ -78,7 +78,7 @@ class CampaignsStream(EntityStream):
     def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[dict]:
         """Live clicks and visits are read for active campaigns only."""
         if not record.get("deleted"):
-            yield {"campaignId": record["id"]}
+            yield {**(context or {}), "campaignId": record["id"]}
 
 
 class WorkspacesStream(EntityStream):

@@ -6,6 +6,7 @@ import hashlib
 from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -50,7 +51,7 @@ class LiveEventsStream(VoluumStream):
 
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """As many recent events as Voluum gives, timestamps in the report zone."""
-        return {"limit": LIVE_LIMIT, "tz": str(self.config["timezone"])}
+        return {"limit": LIVE_LIMIT, "tz": str(self.settings(context)["timezone"])}
 
     def read_records(self, context: Context | None) -> Iterable[dict]:
         """Stop asking once Voluum said the endpoint does not exist for this account."""
@@ -69,7 +70,8 @@ class LiveEventsStream(VoluumStream):
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """Oldest first, with ISO timestamps, so the bookmark can follow the rows."""
-        tz = ZoneInfo(str(self.config["timezone"]))
+        asked = parse_qs(urlsplit(response.request.url or "").query).get("tz")
+        tz = ZoneInfo(asked[0] if asked else str(self.config["timezone"]))
         rows = []
         for row in super().parse_response(response):
             row["timestamp"] = voluum_timestamp(row.get("timestamp"), tz)

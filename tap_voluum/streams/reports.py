@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from singer_sdk.streams.rest import PageContext
+
 from tap_voluum.errors import StreamFailure, VoluumAPIError, VoluumConfigError
 from tap_voluum.readings import mentions
 from tap_voluum.streams.dimensions import (
@@ -32,8 +34,10 @@ from tap_voluum.streams.windows import Window, aware
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from zoneinfo import ZoneInfo
 
     from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
 
     from tap_voluum.streams.windowed import Remedy
 
@@ -226,9 +230,9 @@ class ReportStream(WindowedStream):
         levels = [readings.spelling(d.group_by, d.candidates) for d in self.definition.dimensions]
         return [*levels, *self.definition.time_levels]
 
-    def window_params(self, window: Window) -> dict[str, Any]:
+    def window_params(self, context: Context | None, window: Window) -> dict[str, Any]:
         """Grouping and the conversion time mode."""
-        params = super().window_params(window)
+        params = super().window_params(context, window)
         params["groupBy"] = self.group_by()
         if self.config.get("conversion_time_mode"):
             params["conversionTimeMode"] = self.config["conversion_time_mode"]
@@ -245,7 +249,9 @@ class ReportStream(WindowedStream):
             return [*others, self.respell_group_by]
         return [self.respell_group_by, *others]
 
-    def respell_group_by(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+    def respell_group_by(
+        self, context: Context | None, window: Window, params: dict[str, Any], exc: VoluumAPIError
+    ) -> bool:
         """Find a spelling Voluum accepts for each dimension not yet confirmed.
 
         Each candidate is tried alone in a one-row request, so the answer speaks of that
@@ -260,17 +266,19 @@ class ReportStream(WindowedStream):
         for dim in dims:
             current = readings.spelling(dim.group_by, dim.candidates)
             named = mentions(exc.detail, current)  # the answer names it: no need to ask again
-            index = self._accepted_spelling(dim, window, skip_current=named)
+            index = self._accepted_spelling(context, dim, window, skip_current=named)
             readings.use_spelling(dim.group_by, index)
             if dim.candidates[index] != current:
                 self.note_reading(exc, f"groupBy={dim.candidates[index]} from now on")
                 return True
         return False
 
-    def _accepted_spelling(self, dim: Dimension, window: Window, *, skip_current: bool) -> int:
+    def _accepted_spelling(
+        self, context: Context | None, dim: Dimension, window: Window, *, skip_current: bool
+    ) -> int:
         start = self.candidates_from(dim)
         for index in range(start + skip_current, len(dim.candidates)):
-            if self._probe(dim.candidates[index], window):
+            if self._probe(context, dim.candidates[index], window):
                 return index
         tried = ", ".join(dim.candidates[start:])
         msg = f"Voluum refuses to group by {dim.group_by} (groupBy tried: {tried})"
@@ -280,31 +288,34 @@ class ReportStream(WindowedStream):
         """Index of the spelling in use: earlier ones were refused already."""
         return dim.candidates.index(self.readings.spelling(dim.group_by, dim.candidates))
 
-    def _probe(self, spelling: str, window: Window) -> bool:
+    def _probe(self, context: Context | None, spelling: str, window: Window) -> bool:
         """Whether Voluum accepts `groupBy=<spelling>` (a one-row request, nothing else)."""
-        params: dict[str, Any] = {**window.params, "tz": str(self.config["timezone"])}
+        request = self.get_http_request(
+            page=PageContext(stream_context=context, next_page_token=PageToken(window, 0))
+        )
+        params: dict[str, Any] = {**window.params, "tz": request.params["tz"]}
         params.update({"groupBy": spelling, "limit": 1, "offset": 0})
         prepared = self.build_prepared_request(
-            method="GET", url=f"{self.url_base}{self.path}", params=params
+            method="GET", url=request.url, params=params, headers=request.headers
         )
         try:
-            self._fetch(prepared, None, PageToken(window, 0))
+            self.send_page(prepared, context, PageToken(window, 0))
         except VoluumAPIError as exc:
             if exc.is_refused_parameter:
                 return False
             raise
         return True
 
-    def bookmark_after(self, window: Window) -> str:
+    def bookmark_after(self, context: Context | None, window: Window) -> str:
         """The start of the window's last bucket: its last hour, or its last day."""
         last = window.last_hour
         if self.definition.granularity == "day":
             last = datetime.combine(last.date(), datetime.min.time())
-        return aware(last, self.tz).isoformat()
+        return aware(last, self.tz(context)).isoformat()
 
-    def completer(self, window: Window) -> Callable[[dict], None]:
+    def completer(self, context: Context | None, window: Window) -> Callable[[dict], None]:
         """Stamp each record with the start of its time bucket and its local day."""
-        return _BucketClock(self, window).stamp
+        return _BucketClock(self, window, self.tz(context)).stamp
 
     def make_reconciler(self) -> Reconciler | None:
         """Each window's selected summable metrics against Voluum's totals (`reconcile`)."""
@@ -316,8 +327,8 @@ class ReportStream(WindowedStream):
 class _BucketClock:
     """Turns a row's `day`/`hour` (or its window) into the ISO start of its time bucket."""
 
-    def __init__(self, stream: ReportStream, window: Window) -> None:
-        self.tz = stream.tz
+    def __init__(self, stream: ReportStream, window: Window, tz: ZoneInfo) -> None:
+        self.tz = tz
         self.hourly = stream.definition.granularity == "hour"
         self.window_day = window.start.date() if window.days == 1 else None
         self._cache: dict[tuple[date, int], str] = {}

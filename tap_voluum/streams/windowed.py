@@ -12,6 +12,7 @@ no bookmark on their own (`sdk_compat.WindowBookmarks`), a window does.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import date, datetime, timedelta
 from functools import cached_property, partial
@@ -21,12 +22,14 @@ from zoneinfo import ZoneInfo
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import PageContext
 
-from tap_voluum.errors import TRANSIENT_EXCEPTIONS, StreamFailure, VoluumAPIError
+from tap_voluum.accounts import account_of
+from tap_voluum.errors import StreamFailure, VoluumAPIError
 from tap_voluum.readings import Readings, mentions
 from tap_voluum.sdk_compat import (
     RecordHook,
     RecordWriter,
     WindowBookmarks,
+    bookmark_ahead,
     sdk_path_reason,
     send_request,
     write_state,
@@ -53,6 +56,7 @@ from tap_voluum.streams.windows import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
+    import requests
     from singer_sdk.helpers.types import Context
 
     from tap_voluum.shapes import RowDecoder
@@ -64,7 +68,7 @@ MAX_READING_CHANGES = 12
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    Remedy: TypeAlias = Callable[[Window, dict[str, Any], VoluumAPIError], bool]
+    Remedy: TypeAlias = Callable[[Context | None, Window, dict[str, Any], VoluumAPIError], bool]
     """A change of reading after Voluum refused a parameter; False when it has none."""
 
 
@@ -81,10 +85,9 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
 
     # --- the range -------------------------------------------------------------------
 
-    @property
-    def tz(self) -> ZoneInfo:
-        """The report time zone (`timezone`)."""
-        return ZoneInfo(str(self.config["timezone"]))
+    def tz(self, context: Context | None) -> ZoneInfo:
+        """The report time zone (`timezone`) of the context's account."""
+        return ZoneInfo(str(self.settings(context)["timezone"]))
 
     @property
     def window_days(self) -> int | None:
@@ -92,9 +95,9 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         days = self.config.get("report_window_days")
         return int(days) if days else None
 
-    def range_end(self) -> datetime:
+    def range_end(self, context: Context | None) -> datetime:
         """`min(end_date, now)` as local wall-clock time, rounded up to a whole hour."""
-        end = ceil_hour(local_now(self.tz))
+        end = ceil_hour(local_now(self.tz(context)))
         if self.config.get("end_date"):
             end = min(
                 end, ceil_hour(parse_setting_datetime(self.config["end_date"]).replace(tzinfo=None))
@@ -108,24 +111,24 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         records do not), so everything before it was read; `lookback_days` re-reads late
         conversions and cost corrections.
         """
-        first = parse_setting_datetime(str(self.config["start_date"])).date()
-        starting = self.get_starting_replication_key_value(context)  # max(bookmark, start_date)
-        if not starting:
+        first = parse_setting_datetime(str(self.settings(context)["start_date"])).date()
+        bookmark = bookmark_ahead(self, context)  # read as the SDK will start from it
+        if not bookmark:
             return first
-        day = parse_setting_datetime(str(starting)).astimezone(self.tz).date()
+        day = parse_setting_datetime(str(bookmark)).astimezone(self.tz(context)).date()
         return max(first, day - timedelta(days=int(self.config["lookback_days"])))
 
     def window_plan(self, context: Context | None) -> WindowPlan:
         """The windows this sync reads (the last day alone for `--test`)."""
-        end = self.range_end()
+        end = self.range_end(context)
         first = self.range_start_day(context)
         if self.connection_test:
             first = max(first, (end - timedelta(hours=1)).date())
         return WindowPlan(first, end, days=self.window_days, widest=self.readings.widest_span)
 
-    def bookmark_after(self, window: Window) -> str:
+    def bookmark_after(self, context: Context | None, window: Window) -> str:
         """The bookmark once `window` is written: the start of its last bucket."""
-        return aware(window.last_hour, self.tz).isoformat()
+        return aware(window.last_hour, self.tz(context)).isoformat()
 
     # --- requests --------------------------------------------------------------------
 
@@ -147,9 +150,10 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         """The column pages are sorted by, for a stable order across pages."""
         return None
 
-    def window_params(self, window: Window) -> dict[str, Any]:
+    def window_params(self, context: Context | None, window: Window) -> dict[str, Any]:
         """Query parameters for one window (without paging): range, zone, account options."""
-        params: dict[str, Any] = {**window.params, "tz": str(self.config["timezone"])}
+        settings = self.settings(context)
+        params: dict[str, Any] = {**window.params, "tz": str(settings["timezone"])}
         params["include"] = "ALL"
         columns = self.readings.columns(
             self.path, self.requested_columns(), listed_only=self.columns_listed_only
@@ -160,16 +164,16 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         if sort:
             params["sort"] = sort
             params["direction"] = "ASC"
-        if self.config.get("currency"):
-            params["currency"] = self.config["currency"]
-        if self.config.get("workspace_ids"):
-            params["workspaces"] = list(self.config["workspace_ids"])
+        if settings.get("currency"):
+            params["currency"] = settings["currency"]
+        if settings.get("workspace_ids"):
+            params["workspaces"] = list(settings["workspace_ids"])
         return params
 
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """The window's parameters plus `limit`/`offset`."""
         assert isinstance(next_page_token, PageToken)
-        params = self.window_params(next_page_token.window)
+        params = self.window_params(context, next_page_token.window)
         params["limit"] = self.page_size
         params["offset"] = next_page_token.offset
         return params
@@ -189,13 +193,13 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
                 headers=request.headers,
             )
             try:
-                page = self._fetch(prepared, context, token)
+                page = self.send_page(prepared, context, token)
             except VoluumAPIError as exc:
                 if not exc.is_refused_parameter:
                     raise
                 with readings.lock:
                     if readings.version == version and not self.adapt(
-                        token.window, request.params, exc
+                        context, token.window, request.params, exc
                     ):
                         raise StreamFailure(f"{exc} (no other reading left to try)") from exc
                 continue
@@ -203,7 +207,15 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
             return page
         raise StreamFailure(f"{self.path}: Voluum kept refusing the parameters")
 
-    def _fetch_once(self, prepared: Any, context: Context | None, token: PageToken) -> Page:
+    def send_page(
+        self, prepared: requests.PreparedRequest, context: Context | None, token: PageToken
+    ) -> Page:
+        """Send one page request through the SDK's retries (`request_decorator`), counted."""
+        return self.request_decorator(self._send_page_once)(prepared, context, token)
+
+    def _send_page_once(
+        self, prepared: requests.PreparedRequest, context: Context | None, token: PageToken
+    ) -> Page:
         response = send_request(self, prepared_request=prepared, context=context)
         head = self.read_page(response)
         with self._count_lock:
@@ -212,9 +224,12 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
 
     # --- readings Voluum refused -----------------------------------------------------
 
-    def adapt(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+    def adapt(
+        self, context: Context | None, window: Window, params: dict[str, Any], exc: VoluumAPIError
+    ) -> bool:
         """Change one refused parameter reading (sort, columns); False when none is left."""
-        return any(remedy(window, params, exc) for remedy in self.remedies(params, exc.detail))
+        remedies = self.remedies(params, exc.detail)
+        return any(remedy(context, window, params, exc) for remedy in remedies)
 
     def remedies(self, params: dict[str, Any], text: str) -> list[Remedy]:
         """What to change, the one the error text points at first."""
@@ -231,7 +246,9 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         protected = self.protected_columns() | {params.get("sort")}
         return [c for c in params.get("columns") or () if c not in protected and mentions(text, c)]
 
-    def drop_sort(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+    def drop_sort(
+        self, context: Context | None, window: Window, params: dict[str, Any], exc: VoluumAPIError
+    ) -> bool:
         """Read without `sort` (pages are then checked for repeats and gaps)."""
         sort = params.get("sort")
         if not sort:
@@ -240,7 +257,9 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         self.note_reading(exc, f"reading without sort={sort} from now on")
         return True
 
-    def drop_columns(self, window: Window, params: dict[str, Any], exc: VoluumAPIError) -> bool:
+    def drop_columns(
+        self, context: Context | None, window: Window, params: dict[str, Any], exc: VoluumAPIError
+    ) -> bool:
         """Leave out the columns Voluum named, or the `columns` parameter altogether."""
         if not params.get("columns"):
             return False
@@ -261,7 +280,7 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
 
     # --- records ---------------------------------------------------------------------
 
-    LOCAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"timeZone", "currency"})
+    LOCAL_FIELDS: ClassVar[frozenset[str]] = frozenset({"account", "timeZone", "currency"})
     """Fields the tap fills in itself; every other schema field is copied from Voluum."""
     non_null_keys: ClassVar[tuple[str, ...]] = ()
     distinct_rows: ClassVar[bool] = False
@@ -280,7 +299,7 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         """`columns`: the fields wanted from Voluum."""
         return list(self.api_fields)
 
-    def completer(self, window: Window) -> Callable[[dict], None]:
+    def completer(self, context: Context | None, window: Window) -> Callable[[dict], None]:
         """Return what fills a record's own fields from its Voluum values (bucket, times)."""
         raise NotImplementedError
 
@@ -295,18 +314,24 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
     def _page_decoder(self) -> RowDecoder:
         return page_decoder(self._row_fields, self.schema, self.completer_fields)
 
-    @cached_property
-    def _stamp(self) -> dict[str, Any]:
-        """The tap's own fields of every record (time zone, currency), the selected ones."""
-        stamp = {"timeZone": str(self.config["timezone"]), "currency": self.config.get("currency")}
-        return {k: v for k, v in stamp.items() if self.mask[("properties", k)]}
+    def stamp(self, context: Context | None) -> dict[str, Any]:
+        """The tap's own fields of every record of an account, the selected ones."""
+        settings = self.settings(context)
+        stamp = {
+            "account": self.client.account(account_of(context)).name,
+            "timeZone": str(settings["timezone"]),
+            "currency": settings.get("currency"),
+        }
+        return {k: v for k, v in stamp.items() if self.mask.get(("properties", k), False)}
 
     def written_fields(self) -> tuple[str, ...]:
         """Every field a record of this stream may carry."""
         key = (self.replication_key,) if self.replication_key else ()
-        return (*self.api_fields, *self._stamp, *key)
+        return (*self.api_fields, *self.stamp(None), *key)
 
-    def record_chunks(self, window: Window, page: Page) -> Iterator[list[dict]]:
+    def record_chunks(
+        self, context: Context | None, window: Window, page: Page
+    ) -> Iterator[list[dict]]:
         """The page's records, in order, in chunks (`record_path.records_in_chunks`).
 
         The body is let go once decoded, and each chunk's rows once they are records.
@@ -317,9 +342,9 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         return records_in_chunks(
             rows,
             non_null=self.non_null_keys,
-            complete=self.completer(window),
+            complete=self.completer(context, window),
             unselected=tuple(f for f in self.completer_fields if f not in self.api_fields),
-            stamp=self._stamp,
+            stamp=self.stamp(context),
         )
 
     # --- the ordered, concurrent read ------------------------------------------------
@@ -331,7 +356,7 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
             self.logger.info("%s: nothing to read, the range is empty", self.name)
             return
         self.reconciler = self.make_reconciler()
-        self._record_writer = self.make_record_writer()
+        self.record_writer = self.make_record_writer()
         self._batched = self.get_batch_config(self.config) is not None
         self._started = time.monotonic()
         self._windows_done = 0
@@ -340,18 +365,17 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
                 yield from self._read(context, scheduler)
             finally:
                 self.flush_records()
-                self.fast_write = None
+                self.record_writer = None
         if self.reconciler:
             self.reconciler.summary()
 
-    _record_writer: RecordWriter | None = None
     _batched = False
     _windows_done = 0
 
     def flush_records(self) -> None:
         """Write out the RECORD lines still buffered."""
-        if self._record_writer:
-            self._record_writer.flush()
+        if self.record_writer:
+            self.record_writer.flush()
 
     def make_record_writer(self) -> RecordWriter | None:
         """The writer of this stream's RECORD lines, or None for the SDK's own path."""
@@ -367,17 +391,19 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
 
     def _read(self, context: Context | None, scheduler: PageScheduler) -> Iterator[dict]:
         for window, pages in scheduler:
-            yield from self._read_window(window, pages)
+            yield from self._read_window(context, window, pages)
             self._windows_done += 1
             self._log_progress(window, scheduler)
             if not self.connection_test:
-                self.move_bookmark(context, self.bookmark_after(window))
+                self.move_bookmark(context, self.bookmark_after(context, window))
                 if not self._batched:
                     # With BATCH messages the SDK writes STATE after each batch file instead:
                     # a window's records may still wait in a batch not yet written.
                     write_state(self)
 
-    def _read_window(self, window: Window, pages: Iterator[Page]) -> Iterator[dict]:
+    def _read_window(
+        self, context: Context | None, window: Window, pages: Iterator[Page]
+    ) -> Iterator[dict]:
         started = time.monotonic()
         count = received = rows = 0
         total: int | None = None
@@ -387,15 +413,15 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         reconciler = self.reconciler
         if reconciler:
             reconciler.start_window()
-        writer = self._record_writer
+        writer = self.record_writer
         for page in pages:
             if not count:
                 total, totals = page.total_rows, page.totals
             count += 1
             received += page.kept
             if writer:
-                self.fast_write = writer.for_page()
-            for chunk in self.record_chunks(window, page):
+                writer.new_page()
+            for chunk in self.record_chunks(context, window, page):
                 records = chunk if seen is None else unseen(chunk, seen, keys)
                 if reconciler:
                     add_up(reconciler, records)
@@ -405,72 +431,46 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
                     writer.flush()
         self._check_whole(window, total, received if seen is None else rows)
         if reconciler and count:
-            self._reconcile(reconciler, window, totals)
+            self._reconcile(context, reconciler, window, totals)
         self._window_figures = (rows, count, time.monotonic() - started)
 
     _window_figures: tuple[int, int, float] = (0, 0, 0.0)
 
-    def _reconcile(self, reconciler: Reconciler, window: Window, totals: dict | None) -> None:
+    def _reconcile(
+        self, context: Context | None, reconciler: Reconciler, window: Window, totals: dict | None
+    ) -> None:
         """Check a window against Voluum's totals; a mismatch over days is found day by day."""
         if window.days == 1 or reconciler.matches(totals):
             reconciler.check(f"{window.first_day:%Y-%m-%d}", totals)
             return
         for day in window.day_windows():
             reconciler.start_window()
-            answer = pages_of_alone(partial(self.fetch_page, None), day)
+            answer = pages_of_alone(partial(self.fetch_page, context), day)
             for page in answer:
-                for chunk in self.record_chunks(day, page):
+                for chunk in self.record_chunks(context, day, page):
                     add_up(reconciler, chunk)
             reconciler.check(f"{day.first_day:%Y-%m-%d}", answer[0].totals if answer else None)
 
     # --- window sizes ----------------------------------------------------------------
 
     def resize(
-        self, window: Window, first: Page | None, error: BaseException | None
+        self, plan: WindowPlan, window: Window, first: Page | None, error: BaseException | None
     ) -> list[Window] | None:
-        """The parts that replace a window before it is read, or None to read it as it is.
+        """The parts that replace a window before it is read (`WindowPlan.resize`), or None.
 
-        Called with the window's first page (a window too big for one read is split, and
-        the next ones are sized by it) or with the error its first page met (a span Voluum
-        refuses is halved; a window still failing after its retries is halved once).
+        With the first page of the stream's first window in, the plan line goes out.
         """
-        plan = self._plan
-        if first is not None:
-            plan.learn(window, first.total_rows)
-            self.log_plan(plan, first)
-            if first.total_rows is not None and plan.too_big(window, first.total_rows):
-                parts = plan.split_for_rows(window, first.total_rows)
-                self.logger.info(
-                    "%s: window %s holds %d rows: read in %d parts",
-                    self.name, window, first.total_rows, len(parts),
-                )  # fmt: skip
-                return parts
-            return None
-        if window.days == 1:
-            return None
-        if isinstance(error, VoluumAPIError) and error.refuses_range:
-            widest = self.readings.refuse_span(window.days)
-            self.logger.info(
-                "%s: Voluum refused %d days in one request (%s); at most %d days a request "
-                "from now on", self.name, window.days, error, widest,
-            )  # fmt: skip
-            return plan.split_in_halves(window)
-        if isinstance(error, TRANSIENT_EXCEPTIONS) and not window.halved:
-            self.logger.warning(
-                "%s: window %s still failing after its retries (%s): reading it in two halves",
-                self.name, window, error,
-            )  # fmt: skip
-            return plan.split_in_halves(window, after_errors=True)
-        return None
-
-    def log_plan(self, plan: WindowPlan, first: Page) -> None:
-        """Once, with the first answer: the range, and the windows and requests it takes."""
-        if not self._plan_logged:
-            self._plan_logged = True
+        if first is not None and not plan.described:
+            plan.described = True
             rate = float(self.config["max_requests_per_second"])
             served = first.row_count if first.row_count < (first.total_rows or 0) else 0
-            plan_line = plan.describe(served, self.page_size, rate)
-            self.logger.info("%s: plan: %s", self.name, plan_line)
+            line = plan.describe(served, self.page_size, rate)
+            self.logger.info("%s: plan: %s", self.name, line)
+        total = None if first is None else first.total_rows
+        parts, why, warning = plan.resize(window, total, error, self.readings.refuse_span)
+        if why:
+            self.logger.log(logging.WARNING if warning else logging.INFO, "%s: %s", self.name, why)
+        return parts
 
     def _log_progress(self, window: Window, scheduler: PageScheduler) -> None:
         """One INFO line per window: rows, requests, time, and the time left at this pace."""

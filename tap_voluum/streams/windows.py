@@ -22,6 +22,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from tap_voluum.errors import TRANSIENT_EXCEPTIONS
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -122,6 +124,8 @@ class WindowPlan:
         """The widest span Voluum accepted in this run, if it refused one."""
         self.max_rows = max_rows
         self.rows_per_day: float | None = None
+        self.described = False
+        """Whether the plan line was logged."""
 
     @property
     def automatic(self) -> bool:
@@ -162,6 +166,41 @@ class WindowPlan:
         """A window's first page said how many rows it holds: size the next ones by it."""
         if total_rows is not None:
             self.rows_per_day = total_rows / ((window.end - window.start) / timedelta(days=1))
+
+    def resize(
+        self,
+        window: Window,
+        total_rows: int | None,
+        error: BaseException | None,
+        refuse_span: Callable[[int], int],
+    ) -> tuple[list[Window] | None, str, bool]:
+        """The parts to read instead of a window (None: it whole), why, and if that warns.
+
+        With the window's first page (`total_rows`): the next windows are sized by it, and
+        a window too big for one read is split. With the error its first page met: a span
+        Voluum refuses is halved (`refuse_span` keeps the narrower width for the run); a
+        window still failing after its retries is halved once.
+        """
+        if error is None:
+            self.learn(window, total_rows)
+            if total_rows is None or not self.too_big(window, total_rows):
+                return None, "", False
+            parts = self.split_for_rows(window, total_rows)
+            why = f"window {window} holds {total_rows} rows: read in {len(parts)} parts"
+            return parts, why, False
+        if window.days == 1:
+            return None, "", False
+        if getattr(error, "refuses_range", False):
+            widest = refuse_span(window.days)
+            why = (
+                f"Voluum refused {window.days} days in one request ({error}); "
+                f"at most {widest} days a request from now on"
+            )
+            return self.split_in_halves(window), why, False
+        if isinstance(error, TRANSIENT_EXCEPTIONS) and not window.halved:
+            why = f"window {window} still failing after its retries ({error}): reading it in halves"
+            return self.split_in_halves(window, after_errors=True), why, True
+        return None, "", False
 
     def too_big(self, window: Window, total_rows: int | None) -> bool:
         """Whether an automatic window holds more rows than a window should."""
