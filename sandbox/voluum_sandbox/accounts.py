@@ -125,13 +125,3 @@ def add_data(accounts: list[Account], data: dict[str, Any]) -> dict[str, Any]:
         if own:
             answers.append(acc.dataset.add_late_data(**data, campaign_ids=own))
     return {"accounts": answers}
-
-
-__all__ = [
-    "RATE_LIMIT_SCOPES",
-    "Account",
-    "account_email",
-    "add_data",
-    "build_accounts",
-    "parse_scope",
-]

@@ -1,7 +1,7 @@
 """Aggregation of the report engine: filter, sum per group key and order a report's rows.
 
 Events of the window are filtered (workspaces, dimension filters, ``include``), their metrics
-summed per group key, metric and text filters applied, and the rows ordered by
+summed per group key, metric filters applied, and the rows ordered by
 ``sort``/``direction`` with ties broken by the group key.
 """
 
@@ -231,21 +231,15 @@ class Aggregation(ReportRows):
     def _post_filter(
         self, q: ReportQuery, keys: list[tuple[int, ...]], metrics: list[list[int]]
     ) -> tuple[list[tuple[int, ...]], list[list[int]]]:
-        """Apply metric filters (``filterNRelation``) and the free-text ``filter`` to rows."""
-        if not q.metric_filters and not q.text:
+        """Apply metric filters (``filterNRelation``) to rows."""
+        if not q.metric_filters:
             return keys, metrics
         keep = [True] * len(keys)
-        if q.metric_filters:
-            cols = metric_columns(_transpose(metrics, WIDTH))
-            for key, relation, number in q.metric_filters:
-                test = RELATIONS[relation]
-                col = cols[METRIC_KEYS.index(key)]
-                keep = [a and test(x, number) for a, x in zip(keep, col, strict=True)]
-        if q.text:
-            needle = q.text.casefold()
-            keep = [
-                a and self._text_match(q.dims, k, needle) for a, k in zip(keep, keys, strict=True)
-            ]
+        cols = metric_columns(_transpose(metrics, WIDTH))
+        for key, relation, number in q.metric_filters:
+            test = RELATIONS[relation]
+            col = cols[METRIC_KEYS.index(key)]
+            keep = [a and test(x, number) for a, x in zip(keep, col, strict=True)]
         return list(itertools.compress(keys, keep)), list(itertools.compress(metrics, keep))
 
     def _order(
@@ -284,11 +278,3 @@ class Aggregation(ReportRows):
                     out.append((0, value) if isinstance(value, (int, float)) else (1, str(value)))
                 return out
         raise ApiError(400, "INVALID_QUERY", f"Invalid sort column: {name}")
-
-    def _text_match(self, dims: Sequence[str], key: tuple[int, ...], needle: str) -> bool:
-        """Whether any text field of the row's dimensions contains ``needle`` (case-insensitive)."""
-        for d, v in zip(dims, key, strict=True):
-            for val in self.fields(d, v).values():
-                if isinstance(val, str) and needle in val.casefold():
-                    return True
-        return False

@@ -154,10 +154,6 @@ class SessionAuth:
                 return acc
         return None
 
-    def _check_token(self, token: str | None) -> str:
-        """Return the session kind of a live token, else raise a 401 envelope."""
-        return self._check_session(token).kind
-
     def _check_session(self, token: str | None) -> Session:
         """Return the session of a live token, else raise a 401 envelope."""
         if not token:

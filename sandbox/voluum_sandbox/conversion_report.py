@@ -17,7 +17,6 @@ from .query import (
     ReportQuery,
     first,
     many,
-    parse_filters,
     parse_paging,
     parse_sort,
     parse_window,
@@ -92,28 +91,9 @@ class ConversionReport(Aggregation, ResultCache):
         include = (first(query, "include") or "ALL").upper()
         if include not in INCLUDE_VALUES:
             raise ApiError(400, "INVALID_QUERY", f"Invalid include value: {include}")
-        if (first(query, "conversionTimeMode") or "CONVERSION").upper() not in (
-            "VISIT",
-            "CONVERSION",
-        ):
-            raise ApiError(400, "INVALID_QUERY", "Invalid conversionTimeMode")
         sort, descending = parse_sort(query, CONVERSION_SORTABLE.__contains__)
         limit, offset = parse_paging(query, DEFAULT_LIMIT, MAX_LIMIT)
-        dim_filters, _ = parse_filters(query)
-        workspaces = many(query, "workspaces", "workspace", "workspaceId")
-        key = (
-            "conversions",
-            tzc.name,
-            start_utc,
-            end_utc,
-            include,
-            tuple(dim_filters),
-            tuple(sorted(set(workspaces))) or None,
-            sort,
-            descending,
-            currency,
-            first(query, "filter") or None,
-        )
+        workspaces = many(query, "workspaces")
         q = ReportQuery(
             tz=tzc.name,
             start_utc=start_utc,
@@ -123,13 +103,14 @@ class ConversionReport(Aggregation, ResultCache):
             mode="CONVERSION",
             currency=currency,
             workspaces=tuple(sorted(set(workspaces))) if workspaces else None,
-            dim_filters=tuple(dim_filters),
+            dim_filters=(),
             metric_filters=(),
-            text=first(query, "filter") or None,
             sort=sort,
             descending=descending,
         )
-        picked: list[int] = self.cached(key, lambda: self._select_conversions(q, tzc), len)
+        picked: list[int] = self.cached(
+            ("conversions", q), lambda: self._select_conversions(q, tzc), len
+        )
         rows = [self.conversion_row(r, tzc, currency) for r in picked[offset : offset + limit]]
         return {"totalRows": len(picked), "rows": rows, "limit": limit, "offset": offset}
 
@@ -144,16 +125,6 @@ class ConversionReport(Aggregation, ResultCache):
         }
         mask = self._mask(rec_events, cols, rec_ts, tzc, q)
         picked = [r for r, ok in zip(records, mask or [True] * len(records), strict=True) if ok]
-        if q.text:
-            needle = q.text.casefold()
-            picked = [
-                r
-                for r in picked
-                if any(
-                    isinstance(v, str) and needle in v.casefold()
-                    for v in self.conversion_row(r, tzc, q.currency).values()
-                )
-            ]
         if q.sort is not None and q.sort != "postbackTimestamp":
             sort = q.sort
 

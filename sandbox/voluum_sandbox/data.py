@@ -21,58 +21,14 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .catalog import (
-    BROWSERS,
-    CONNECTIONS,
-    CONVERSION_TYPES,
-    COUNTRIES,
-    CURRENCY_RATES,
-    CUSTOM_VARIABLE_DIMS,
-    CV2_VALUES,
-    CV3_VALUES,
-    DIMENSIONS,
-    ENTITY_DIMS,
-    ENTITY_KINDS,
-    KEY_FIELD,
-    OPERATING_SYSTEMS,
-    canonical_dimension,
-    convert_cents,
-)
 from .dimensions import DimensionTables
 from .entities import EntityData
 from .event_log import EventLogData
-from .formats import DAY_MS, EPOCH_ORDINAL, UTC, ampm, iso_ms
+from .formats import UTC
 from .late import add_late_data as _add_late_data
-from .timezones import TzContext, tz_context
 from .traffic import TrafficData
 from .truth import TruthOracle
 from .visits import VisitDetails
-
-__all__ = [
-    "BROWSERS",
-    "CONNECTIONS",
-    "CONVERSION_TYPES",
-    "COUNTRIES",
-    "CURRENCY_RATES",
-    "CUSTOM_VARIABLE_DIMS",
-    "CV2_VALUES",
-    "CV3_VALUES",
-    "DAY_MS",
-    "DIMENSIONS",
-    "ENTITY_DIMS",
-    "ENTITY_KINDS",
-    "EPOCH_ORDINAL",
-    "KEY_FIELD",
-    "OPERATING_SYSTEMS",
-    "UTC",
-    "Dataset",
-    "TzContext",
-    "ampm",
-    "canonical_dimension",
-    "convert_cents",
-    "iso_ms",
-    "tz_context",
-]
 
 
 class Dataset(EntityData, TrafficData, DimensionTables, VisitDetails, EventLogData, TruthOracle):

@@ -382,14 +382,3 @@ def conversion_fields(engine: ReportEngine) -> set[str]:
     if engine.ds.n_conversions == 0:
         return set(CONVERSION_SORTABLE) | {"conversions", "creativeId"}
     return set(engine.conversion_row(0, tz_context("Etc/GMT"), "USD"))
-
-
-__all__ = [
-    "CONFLICTS",
-    "DIALECTS",
-    "GROUPBY_SPELLINGS",
-    "PAGE_CAP",
-    "Dialects",
-    "parse_day",
-    "parse_dialects",
-]

@@ -92,16 +92,6 @@ class DimensionTables:
             return [0] * len(events)
         raise KeyError(dim)
 
-    def event_value(self, dim: str, event: int) -> int:
-        """Integer value of a non-time dimension for one event."""
-        direct = self._direct.get(dim)
-        if direct is not None:
-            return direct[event]
-        derived = self._derived.get(dim)
-        if derived is not None:
-            return derived[0][derived[1][event]]
-        return 0
-
     def dim_label(self, dim: str, value: int) -> Any:
         """Identity value shown in rows for a dimension value (id, code, string, day or hour)."""
         if dim == "day":

@@ -39,7 +39,6 @@ class FaultPlan:
     def __init__(self, spec: dict[str, Any] | None, seed: int) -> None:
         """Validate a ``faults`` knob value."""
         spec = dict(spec or {})
-        self.spec = spec
         self.rng = random.Random(spec.get("seed", seed))
         self.login = bool(spec.get("login", False))
         paths = spec.get("paths")
@@ -60,12 +59,6 @@ class FaultPlan:
             if kind not in FAULT_KINDS:
                 raise ValueError(f"unknown fault kind {kind!r}")
             self.schedule[int(n)] = kind
-        self.next: list[tuple[str, int]] = []
-        for item in spec.get("next", []):
-            kind, count = (item, 1) if isinstance(item, str) else (item[0], int(item[1]))
-            if kind not in FAULT_KINDS:
-                raise ValueError(f"unknown fault kind {kind!r}")
-            self.next.append((kind, count))
         unknown = set(spec) - {
             *FAULT_KINDS,
             "seed",
@@ -74,7 +67,6 @@ class FaultPlan:
             "burst_length",
             "slow_seconds",
             "schedule",
-            "next",
         }
         if unknown:
             raise ValueError(f"unknown fault settings: {sorted(unknown)}")

@@ -27,7 +27,6 @@ class ResultCache:
 
     max_entries: int
     max_rows: int
-    computations: int
     _lock: threading.Lock
     _cache: OrderedDict[Any, CacheEntry]
 
@@ -49,7 +48,6 @@ class ResultCache:
         try:
             entry.value = compute()
             entry.size = max(1, size(entry.value))
-            self.computations += 1
         except BaseException as exc:
             entry.error = exc
             with self._lock:

@@ -17,73 +17,17 @@ from typing import Any
 import msgspec
 
 from .aggregation import ReportResult
-from .catalog import BROWSERS, CUSTOM_VARIABLE_DIMS, CV2_VALUES, CV3_VALUES, OPERATING_SYSTEMS
 from .columns import (
-    BASE_METRICS,
     COLUMN_MAPPINGS,
-    CONV_METRICS,
-    METRIC_COLUMNS,
-    METRIC_KEYS,
-    N_BASE,
-    N_CONV,
-    VECTOR,
-    WIDTH,
-    column_mappings,
-    metric_columns,
     metric_dict,
 )
-from .conversion_report import CONVERSION_SORTABLE, ConversionReport
+from .conversion_report import ConversionReport
 from .data import Dataset
 from .query import (
-    DEFAULT_LIMIT,
-    MAX_GROUP_LEVELS,
-    MAX_LIMIT,
     ReportQuery,
-    first,
-    many,
-    parse_hour_time,
-    parse_paging,
     parse_report_query,
-    parse_sort,
-    parse_window,
 )
 from .report_cache import CacheEntry
-from .responses import ApiError
-
-__all__ = [
-    "BASE_METRICS",
-    "BROWSERS",
-    "COLUMN_MAPPINGS",
-    "CONVERSION_SORTABLE",
-    "CONV_METRICS",
-    "CUSTOM_VARIABLE_DIMS",
-    "CV2_VALUES",
-    "CV3_VALUES",
-    "DEFAULT_LIMIT",
-    "MAX_GROUP_LEVELS",
-    "MAX_LIMIT",
-    "METRIC_COLUMNS",
-    "METRIC_KEYS",
-    "N_BASE",
-    "N_CONV",
-    "OPERATING_SYSTEMS",
-    "VECTOR",
-    "WIDTH",
-    "ApiError",
-    "ReportEngine",
-    "ReportQuery",
-    "ReportResult",
-    "column_mappings",
-    "first",
-    "many",
-    "metric_columns",
-    "metric_dict",
-    "parse_hour_time",
-    "parse_paging",
-    "parse_report_query",
-    "parse_sort",
-    "parse_window",
-]
 
 
 class ReportEngine(ConversionReport):
@@ -101,7 +45,6 @@ class ReportEngine(ConversionReport):
         self._row_types: dict[
             tuple[str, ...], tuple[type[msgspec.Struct], list[tuple[int, str]]]
         ] = {}
-        self.computations = 0
 
     def report(
         self,

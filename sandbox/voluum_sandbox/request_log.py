@@ -69,10 +69,8 @@ class RequestLog:
         return {
             "requests": len(log),
             "by_status": dict(sorted(by_status.items())),
-            "faults": self.fault_counts,
             "max_per_second": {t: max_in_window(ts) for t, ts in per_token.items()},
             "max_accepted_per_second": {t: max_in_window(ts) for t, ts in accepted.items()},
-            "report_computations": sum(a.engine.computations for a in self.accounts),
             "by_account": {a: len(ts) for a, ts in sorted(per_account.items())},
             "max_per_second_by_account": {
                 a: max_in_window(ts) for a, ts in sorted(per_account.items())

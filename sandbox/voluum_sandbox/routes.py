@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .auth import Session, access_denied
 from .formats import ampm, iso_ms
-from .query import first, many, parse_paging
+from .query import first, parse_paging
 from .range_cap import check_range
 from .responses import ApiError, Response, error_response, json_response
 from .timezones import tz_context
@@ -155,7 +155,7 @@ class Routes:
         return error_response(404, "NOT_FOUND", f"Resource {what} was not found on this server")
 
     def _entities(self, parts: list[str], query: dict[str, list[str]], ds: Dataset) -> Response:
-        """Entity lists (``includeDeleted``, ``fields``, ``workspaceId``) and single entities."""
+        """Entity lists (``includeDeleted``) and single entities."""
         kind = parts[0]
         wrapper = ENTITY_PATHS[kind][1]
         if len(parts) == 2:
@@ -166,15 +166,7 @@ class Routes:
                 )
             return json_response(200, found)
         include_deleted = (first(query, "includeDeleted") or "false").lower() == "true"
-        wanted = many(query, "fields")
-        workspace_ids = set(many(query, "workspaceId", "workspaces"))
-        items = []
-        for e in ds.raw_entities(kind):
-            if e.get("deleted") and not include_deleted:
-                continue
-            if workspace_ids and e.get("workspace", {}).get("id") not in workspace_ids:
-                continue
-            items.append({k: v for k, v in e.items() if k in wanted or k == "id"} if wanted else e)
+        items = [e for e in ds.raw_entities(kind) if include_deleted or not e.get("deleted")]
         return json_response(200, {wrapper: self._quirks.items(kind, items)})
 
     def _timezones(self, ds: Dataset) -> list[dict[str, str]]:
@@ -236,17 +228,10 @@ class Routes:
         direction = (first(query, "direction") or "DESC").upper()
         if direction not in ("ASC", "DESC"):
             raise ApiError(400, "INVALID_QUERY", f"Invalid sort direction: {direction}")
-        filters = {
-            k: first(query, k)
-            for k in ("actionType", "category", "entityId", "userId", "clientId")
-            if first(query, k)
-        }
         entries = [
             e
             for e in dialects.event_log(ds)
-            if (lo is None or e["editTime"] >= lo)
-            and (hi is None or e["editTime"] < hi)
-            and all(e[k] == v for k, v in filters.items())
+            if (lo is None or e["editTime"] >= lo) and (hi is None or e["editTime"] < hi)
         ]
         if direction == "DESC":
             entries = entries[::-1]

@@ -20,31 +20,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .accounts import Account, build_accounts, parse_scope
 from .admin import admin_response
-from .auth import ACCESS_KEY_DENY_LIST, Session, SessionAuth, token_hash
+from .auth import Session, SessionAuth, token_hash
 from .data import Dataset
 from .dialects import Dialects, parse_day, parse_dialects
 from .faults import FAULT_KINDS, FaultInjector, FaultPlan, QueuedFault
 from .quirks import QUIRK_KNOBS, Quirks
 from .range_cap import DEFAULT_WORDING, parse_range_cap, parse_wording
-from .reports import ApiError, ReportEngine
+from .reports import ReportEngine
 from .request_log import RequestLog
-from .responses import UTC, Response, error_envelope, error_response, json_response
-from .routes import TIMEZONES, Routes
+from .responses import ApiError, Response, error_response
+from .routes import Routes
 from .transport import RequestHandler, SandboxHTTPServer
-
-__all__ = [
-    "ACCESS_KEY_DENY_LIST",
-    "FAULT_KINDS",
-    "KNOBS",
-    "TIMEZONES",
-    "UTC",
-    "Response",
-    "SandboxServer",
-    "error_envelope",
-    "error_response",
-    "json_response",
-    "token_hash",
-]
 
 KNOBS = (
     "latency",
@@ -253,8 +239,8 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         ``rate_limit_scope`` and the quirks (``odd_shapes``, ``cents_off_day``,
         ``twin_visits``, ``clock_behind``, ``max_range_days``, ``event_log_requires_to``).
 
-        ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults); its
-        ``next`` entries are queued like :meth:`fail_next`.  ``dialects`` replaces the whole
+        ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults).
+        ``dialects`` replaces the whole
         set of dialects (unknown or contradictory names raise ``ValueError``).
         """  # noqa: D205
         unknown = set(knobs) - set(KNOBS)
@@ -290,10 +276,7 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
                         raise ValueError(f"{name} must be 200, 403 or 404")
                     setattr(self, name, status)
             if "faults" in knobs:
-                plan = FaultPlan(knobs["faults"], self.dataset.seed)
-                self._plan = plan
-                for kind, count in plan.next:
-                    self._queue.append(QueuedFault(kind, count, plan.login, None))
+                self._plan = FaultPlan(knobs["faults"], self.dataset.seed)
 
     def fail_next(
         self, kind: str, count: int = 1, login: bool = False, path: str | None = None

@@ -147,7 +147,7 @@ class TruthOracle:
         view = _TruthView(self, currency, workspaces)
         mode = _truth_mode(conversion_time_mode)
         include = include.upper()
-        if include not in ("ACTIVE", "ARCHIVED", "ALL", "TRAFFIC", "ENTITY"):
+        if include not in ("ACTIVE", "ARCHIVED", "ALL", "TRAFFIC"):
             raise ValueError(f"unknown include {include!r}")
         zone = ZoneInfo(tz)
         u0, u1 = self._window(start_local, end_local, tz)
@@ -331,7 +331,7 @@ class _TruthView:
         """Workspaces, then ``include``: ACTIVE drops events whose grouped entity is archived."""
         if not self.in_workspaces(event):
             return False
-        if include in ("ALL", "TRAFFIC", "ENTITY"):
+        if include in ("ALL", "TRAFFIC"):
             return True
         archived = any(self.deleted[self.value[d](event)] for d in dims if d in ENTITY_DIMS)
         return archived if include == "ARCHIVED" else not archived
