@@ -17,8 +17,8 @@ import requests
 
 from tests.helpers import sandbox_api, sandbox_login
 from voluum_sandbox import DIALECTS, KNOBS, Dataset, ReportEngine, SandboxServer
-from voluum_sandbox.cli import parse_args
 from voluum_sandbox.catalog import DIMENSIONS
+from voluum_sandbox.cli import parse_args
 from voluum_sandbox.columns import column_mappings
 
 START = date(2026, 2, 20)

@@ -24,6 +24,10 @@ RANGE_CAP_WORDINGS: dict[str, tuple[str, str]] = {
         "MAX_TIME_RANGE_EXCEEDED",
         "The requested time range exceeds the maximum of {n} days",
     ),
+    "max_period": (
+        "INVALID_QUERY",
+        "Maximum period exceeded: 'from' and 'to' may be at most {n} days apart",
+    ),
 }
 DEFAULT_WORDING = "too_long"
 

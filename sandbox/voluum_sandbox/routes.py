@@ -122,7 +122,6 @@ class Routes:
         quirks = self._quirks
         if clean in ("/report", "/report/conversions"):
             check_range(query, self.range_cap, self.range_cap_wording)
-            quirks.check_range(query)
         if clean == "/report":
             answer = self._dialects.report(engine, query)
             return json_response(200, quirks.report(query, answer))

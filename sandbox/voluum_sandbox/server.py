@@ -76,7 +76,7 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
             400 (``None``/0 = off; see ``range_cap.py``).
         range_cap_wording: the refusal's code and description (``RANGE_CAP_WORDINGS``).
         quirks: the knobs of ``quirks.py`` (``odd_shapes``, ``cents_off_day``, ``twin_visits``,
-            ``clock_behind``, ``max_range_days``, ``event_log_requires_to``); all off by default.
+            ``clock_behind``, ``event_log_requires_to``); all off by default.
 
     """
 
@@ -237,7 +237,7 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         ``workspaces_status``, ``live_status``, ``event_log_status``, ``retry_after``,
         ``dialects``, ``lose_row_day``, ``range_cap``, ``range_cap_wording``,
         ``rate_limit_scope`` and the quirks (``odd_shapes``, ``cents_off_day``,
-        ``twin_visits``, ``clock_behind``, ``max_range_days``, ``event_log_requires_to``).
+        ``twin_visits``, ``clock_behind``, ``event_log_requires_to``).
 
         ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults).
         ``dialects`` replaces the whole
