@@ -15,8 +15,6 @@ from typing import Any
 from .data import Dataset
 from .reports import ReportEngine
 
-RATE_LIMIT_SCOPES = ("token", "address")
-
 
 @dataclass
 class Account:
@@ -85,14 +83,6 @@ def account_email(ds: Dataset) -> str:
     """Login email of an account after the first: ``sandbox+<seed>@example.com``."""
     local, _, domain = ds.email.partition("@")
     return f"{local}+{ds.seed}@{domain}"
-
-
-def parse_scope(value: Any) -> str:
-    """Validate a ``rate_limit_scope`` knob value (``token`` or ``address``)."""
-    scope = "token" if value is None or value == "" else str(value).lower()
-    if scope not in RATE_LIMIT_SCOPES:
-        raise ValueError(f"rate_limit_scope must be one of {RATE_LIMIT_SCOPES}, not {value!r}")
-    return scope
 
 
 def add_data(accounts: list[Account], data: dict[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from datetime import date
 from types import FrameType
 
-from .accounts import RATE_LIMIT_SCOPES
 from .data import Dataset
 from .dialects import DIALECTS, parse_dialects
 from .range_cap import DEFAULT_WORDING, RANGE_CAP_WORDINGS
-from .server import SandboxServer
+from .server import RATE_LIMIT_SCOPES, SandboxServer
 
 FAULT_RATE_KINDS = ("500", "502_html", "503", "reset", "burst_429")
 
