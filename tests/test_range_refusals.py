@@ -125,7 +125,7 @@ def test_invalid_query_range_tries_no_other_spelling_sort_or_columns(
 ) -> None:
     """Windows of 3 days where Voluum serves 1 at most: no reading changes on the 400."""
     caplog.set_level(logging.INFO)
-    with SandboxServer(dataset=small, port=0, max_range_days=1) as server:
+    with SandboxServer(small, range_cap=1, range_cap_wording="max_period") as server:
         config = config_for(
             server,
             start_date="2026-03-02T00:00:00Z",

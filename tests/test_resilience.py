@@ -253,7 +253,7 @@ def test_secrets_never_reach_any_output(fresh_sandbox: SandboxServer, tmp_path: 
     )
     assert result.returncode == 0
     assert "DEBUG" in result.stderr
-    tokens = list(fresh_sandbox._sessions)
+    tokens = fresh_sandbox.sessions.tokens()
     assert tokens
     everything = result.stderr + json.dumps(result.messages, default=str)
     assert fresh_sandbox.access_key not in everything

@@ -18,7 +18,7 @@ import requests
 from tests.helpers import sandbox_api, sandbox_login
 from voluum_sandbox import Dataset, SandboxServer
 from voluum_sandbox import auth as sandbox_auth
-from voluum_sandbox.data import CONVERSION_TYPES
+from voluum_sandbox.catalog import CONVERSION_TYPES
 
 START = date(2026, 2, 20)
 AMPM = re.compile(r"^\d{4}-\d{2}-\d{2} (0[1-9]|1[0-2]):[0-5]\d:[0-5]\d (AM|PM)$")

@@ -43,12 +43,10 @@ def test_quirks_are_knobs_off_by_default(server: SandboxServer) -> None:
     assert set(QUIRK_KNOBS) <= set(KNOBS)
     quirks = server.quirks
     assert not quirks.odd_shapes and not quirks.twin_visits and not quirks.event_log_requires_to
-    assert quirks.cents_off_day is None and quirks.max_range_days is None
+    assert quirks.cents_off_day is None
     assert quirks.clock_behind == 0
-    server.configure(cents_off_day=date(2026, 3, 2), max_range_days=3, clock_behind=60)
+    server.configure(cents_off_day=date(2026, 3, 2), clock_behind=60)
     assert server.quirks.cents_off_day == "2026-03-02"
-    with pytest.raises(ValueError, match="max_range_days"):
-        server.configure(max_range_days=0)
     with pytest.raises(ValueError, match="lose_row_day"):
         server.configure(cents_off_day="March")
 
@@ -107,15 +105,7 @@ def test_twin_visits_serve_the_newest_visit_twice(
     assert len({r["clickId"] for r in clicks}) == len(clicks), "clicks are untouched"
 
 
-def test_range_refusals_and_a_missing_to(server: SandboxServer, api: requests.Session) -> None:
-    server.configure(max_range_days=2)
-    three = {**DAY, "to": "2026-03-05"}
-    answer = _get(api, "/report", **three)
-    assert answer.status_code == 400
-    assert answer.json()["error"]["code"] == "INVALID_QUERY"
-    assert "Maximum period exceeded" in answer.json()["error"]["description"]
-    assert _get(api, "/report/conversions", **three).status_code == 400
-    assert _get(api, "/report", **{**DAY, "to": "2026-03-04"}).status_code == 200
+def test_clock_behind_and_a_missing_to(server: SandboxServer, api: requests.Session) -> None:
     soon = (datetime.now(timezone.utc) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert _get(api, "/event-log", **{"from": soon}).status_code == 200
     server.configure(clock_behind=3600)

@@ -29,6 +29,10 @@ WORDINGS = {
         "MAX_TIME_RANGE_EXCEEDED",
         "The requested time range exceeds the maximum of 3 days",
     ),
+    "max_period": (
+        "INVALID_QUERY",
+        "Maximum period exceeded: 'from' and 'to' may be at most 3 days apart",
+    ),
 }
 
 

@@ -5,15 +5,7 @@ Self-contained: imports nothing from ``tap_voluum``.
 
 from .data import Dataset
 from .dialects import DIALECTS
-from .reports import ApiError, ReportEngine
-from .server import FAULT_KINDS, KNOBS, SandboxServer
+from .reports import ReportEngine
+from .server import KNOBS, SandboxServer
 
-__all__ = [
-    "DIALECTS",
-    "FAULT_KINDS",
-    "KNOBS",
-    "ApiError",
-    "Dataset",
-    "ReportEngine",
-    "SandboxServer",
-]
+__all__ = ["DIALECTS", "KNOBS", "Dataset", "ReportEngine", "SandboxServer"]

@@ -15,8 +15,6 @@ from typing import Any
 from .data import Dataset
 from .reports import ReportEngine
 
-RATE_LIMIT_SCOPES = ("token", "address")
-
 
 @dataclass
 class Account:
@@ -87,14 +85,6 @@ def account_email(ds: Dataset) -> str:
     return f"{local}+{ds.seed}@{domain}"
 
 
-def parse_scope(value: Any) -> str:
-    """Validate a ``rate_limit_scope`` knob value (``token`` or ``address``)."""
-    scope = "token" if value is None or value == "" else str(value).lower()
-    if scope not in RATE_LIMIT_SCOPES:
-        raise ValueError(f"rate_limit_scope must be one of {RATE_LIMIT_SCOPES}, not {value!r}")
-    return scope
-
-
 def add_data(accounts: list[Account], data: dict[str, Any]) -> dict[str, Any]:
     """``POST /__sandbox__/add-data``: late data for one account (``"account": i``) or every one.
 
@@ -125,13 +115,3 @@ def add_data(accounts: list[Account], data: dict[str, Any]) -> dict[str, Any]:
         if own:
             answers.append(acc.dataset.add_late_data(**data, campaign_ids=own))
     return {"accounts": answers}
-
-
-__all__ = [
-    "RATE_LIMIT_SCOPES",
-    "Account",
-    "account_email",
-    "add_data",
-    "build_accounts",
-    "parse_scope",
-]

@@ -1,7 +1,7 @@
 """Authentication: logins, session tokens with a fixed expiry, and the access-key deny list.
 
-Logins take an access key or an email and password; the deny list holds Voluum's endpoints that
-refuse sessions created with an access key.
+Logins take an access key or an email and password, for one of the server's accounts; the deny
+list holds Voluum's endpoints that refuse sessions created with an access key.
 """
 
 from __future__ import annotations
@@ -98,73 +98,90 @@ class Session:
     account: int = 0  # index of the account that logged in
 
 
-class SessionAuth:
-    """Part of :class:`~voluum_sandbox.server.SandboxServer`: logins and token checks."""
+class Sessions:
+    """The session tokens a server issued: its logins, token checks, ``/auth/session``."""
 
-    accounts: list[Account]
-    token_lifetime: float
-    _lock: threading.Lock
-    _sessions: dict[str, Session]
+    def __init__(self, accounts: list[Account], lifetime: float) -> None:
+        """No session yet; tokens issued later live ``lifetime`` seconds."""
+        self.accounts = accounts
+        self.lifetime = float(lifetime)
+        self._lock = threading.Lock()
+        self._tokens: dict[str, Session] = {}
 
-    def _login(self, path: str, body: bytes, entry: dict[str, Any] | None = None) -> Response:
-        """``POST /auth/access/session`` and ``POST /auth/session`` (``entry["account"]``:
-        the index of the account logged in to).
-        """  # noqa: D205
+    def tokens(self) -> list[str]:
+        """Every token issued (expired ones too)."""
+        with self._lock:
+            return list(self._tokens)
+
+    def login(self, path: str, body: bytes) -> tuple[Response, Account | None]:
+        """``POST /auth/access/session`` and ``POST /auth/session``: the answer, the account."""
         try:
             data = msgspec.json.decode(body or b"{}")
         except msgspec.DecodeError as exc:
             raise ApiError(400, "BAD_REQUEST", "Malformed JSON body") from exc
         if not isinstance(data, dict):
             raise ApiError(400, "BAD_REQUEST", "Malformed JSON body")
-        account = self._account_for(path, data)
+        by_key = path.rstrip("/") == "/auth/access/session"
+        account = next((a for a in self.accounts if _matches(a, data, by_key)), None)
         if account is None:
-            return error_response(401, "BAD_CREDENTIALS")
-        kind = "access" if path.rstrip("/") == "/auth/access/session" else "password"
-        if entry is not None:
-            entry["account"] = account.index
+            return error_response(401, "BAD_CREDENTIALS"), None
         token = secrets.token_hex(16)
-        now = time.time()
         with self._lock:
-            expires = now + self.token_lifetime
-            self._sessions[token] = Session(expires, kind, account.index)
-        return json_response(
-            200,
-            {
-                "token": token,
-                "expirationTimestamp": iso_ms(int(expires * 1000)),
-                "inaugural": False,
-            },
-        )
+            expires = time.time() + self.lifetime
+            self._tokens[token] = Session(
+                expires, "access" if by_key else "password", account.index
+            )
+        answer = {"token": token, "expirationTimestamp": _iso(expires), "inaugural": False}
+        return json_response(200, answer), account
 
-    def _account_for(self, path: str, data: dict[str, Any]) -> Account | None:
-        """The account whose access key (or email and password) the login body carries."""
-        for acc in self.accounts:
-            if path.rstrip("/") == "/auth/access/session":
-                ok = data.get("accessId") == acc.access_id and data.get("accessKey") == (
-                    acc.access_key
-                )
-            else:
-                email = data.get("email")
-                ok = (
-                    isinstance(email, str)
-                    and email.strip().lower() == acc.email
-                    and data.get("password") == acc.password
-                )
-            if ok:
-                return acc
-        return None
-
-    def _check_token(self, token: str | None) -> str:
-        """Return the session kind of a live token, else raise a 401 envelope."""
-        return self._check_session(token).kind
-
-    def _check_session(self, token: str | None) -> Session:
+    def check(self, token: str | None) -> Session:
         """Return the session of a live token, else raise a 401 envelope."""
         if not token:
             raise ApiError(401, "UNAUTHORIZED", "Missing cwauth-token header")
-        session = self._sessions.get(token)
+        session = self._tokens.get(token)
         if session is None:
             raise ApiError(401, "UNAUTHORIZED", "Invalid session token")
         if time.time() >= session.expires_at:
             raise ApiError(401, "SESSION_EXPIRED", "Session expired")
         return session
+
+    def answer(self, method: str, token: str) -> Response:
+        """``GET /auth/session`` (session check) and ``DELETE /auth/session`` (logout)."""
+        if method == "GET":
+            alive = {
+                "alive": True,
+                "expirationTimestamp": _iso(self._tokens[token].expires_at),
+                "inaugural": False,
+                "time": int(time.time() * 1000),
+            }
+            return json_response(200, alive)
+        if method == "DELETE":
+            with self._lock:
+                self._tokens.pop(token, None)
+            return Response(200, b"")
+        raise ApiError(405, "METHOD_NOT_ALLOWED", f"{method} not allowed on /auth/session")
+
+    def expire_all(self) -> None:
+        """Make every issued token invalid (next call: 401 SESSION_EXPIRED)."""
+        with self._lock:
+            for session in self._tokens.values():
+                session.expires_at = 0.0
+
+
+def _matches(account: Account, data: dict[str, Any], by_key: bool) -> bool:
+    """Whether a login body carries the account's access key (or its email and password)."""
+    if by_key:
+        return data.get("accessId") == account.access_id and (
+            data.get("accessKey") == account.access_key
+        )
+    email = data.get("email")
+    return (
+        isinstance(email, str)
+        and email.strip().lower() == account.email
+        and data.get("password") == account.password
+    )
+
+
+def _iso(epoch: float) -> str:
+    """``expirationTimestamp`` format of an epoch time: ``...mmmZ``."""
+    return iso_ms(int(epoch * 1000))

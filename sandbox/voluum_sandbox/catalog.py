@@ -64,15 +64,6 @@ CV3_VALUES = ("", "sub-a", "sub-b", "sub-c")
 # Fixed conversion rates from USD cents: (numerator, denominator).
 CURRENCY_RATES: dict[str, tuple[int, int]] = {"USD": (1, 1), "EUR": (92, 100), "GBP": (79, 100)}
 
-ENTITY_KINDS = (
-    "workspace",
-    "traffic-source",
-    "affiliate-network",
-    "offer",
-    "lander",
-    "flow",
-    "campaign",
-)
 ENTITY_DIMS = ("campaign", "offer", "lander", "flow", "traffic-source", "affiliate-network")
 CUSTOM_VARIABLE_DIMS = tuple(f"custom-variable-{n}" for n in range(1, 11))
 DIMENSIONS = (

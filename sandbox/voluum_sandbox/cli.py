@@ -11,13 +11,12 @@ from collections.abc import Sequence
 from datetime import date
 from types import FrameType
 
-from .accounts import RATE_LIMIT_SCOPES
 from .data import Dataset
 from .dialects import DIALECTS, parse_dialects
 from .range_cap import DEFAULT_WORDING, RANGE_CAP_WORDINGS
-from .server import FAULT_KINDS, SandboxServer
+from .server import RATE_LIMIT_SCOPES, SandboxServer
 
-DEFAULT_FAULT_KINDS = "500,502_html,503,reset,burst_429"
+FAULT_RATE_KINDS = ("500", "502_html", "503", "reset", "burst_429")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="voluum-sandbox", description="Local Voluum-compatible API with deterministic data."
     )
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="TCP port; 0 = any free port")
     p.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
     p.add_argument(
@@ -57,18 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="serve K accounts (seeds --seed, --seed + 1, ...), each with its own credentials",
     )
-    p.add_argument("--retry-after", type=int, default=None, help="Retry-After seconds on 429")
-    p.add_argument("--token-lifetime", type=float, default=14400, help="token lifetime in seconds")
     p.add_argument(
-        "--fault-rate", type=float, default=0.0, help="probability that a data request fails"
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help=f"probability that a data request fails, shared by {', '.join(FAULT_RATE_KINDS)}",
     )
-    p.add_argument(
-        "--fault-kinds",
-        default=DEFAULT_FAULT_KINDS,
-        help=f"comma-separated kinds sharing --fault-rate (from: {', '.join(FAULT_KINDS)})",
-    )
-    p.add_argument("--fault-seed", type=int, default=None, help="seed of the fault generator")
-    p.add_argument("--fault-login", action="store_true", help="also inject faults on logins")
     p.add_argument(
         "--dialect",
         dest="dialects",
@@ -117,19 +109,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def faults_from_args(args: argparse.Namespace) -> dict[str, object] | None:
-    """Build the ``faults`` knob from ``--fault-*`` options (``None`` when the rate is 0)."""
+    """The ``faults`` knob of ``--fault-rate``: the rate split evenly over its kinds."""
     if args.fault_rate <= 0:
         return None
-    kinds = [k.strip() for k in args.fault_kinds.split(",") if k.strip()]
-    unknown = [k for k in kinds if k not in FAULT_KINDS]
-    if unknown or not kinds:
-        raise SystemExit(f"voluum-sandbox: unknown fault kinds: {unknown or args.fault_kinds}")
-    faults: dict[str, object] = {k: args.fault_rate / len(kinds) for k in kinds}
-    if args.fault_seed is not None:
-        faults["seed"] = args.fault_seed
-    if args.fault_login:
-        faults["login"] = True
-    return faults
+    return {k: args.fault_rate / len(FAULT_RATE_KINDS) for k in FAULT_RATE_KINDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,13 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = SandboxServer(
         accounts=datasets,
         rate_limit_scope=args.rate_limit_scope,
-        host=args.host,
         port=args.port,
-        token_lifetime=args.token_lifetime,
         latency=args.latency,
         rate_limit=args.rate_limit if args.rate_limit > 0 else None,
         faults=faults_from_args(args),
-        retry_after=args.retry_after,
         dialects=args.dialects,
         lose_row_day=args.lose_row_day,
         range_cap=args.range_cap,

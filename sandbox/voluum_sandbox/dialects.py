@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from .aggregation import ReportResult
 from .catalog import canonical_dimension
 from .columns import column_mappings
-from .conversion_report import CONVERSION_SORTABLE
+from .conversion_report import CONVERSION_SORTABLE, conversion_row
 from .query import DEFAULT_LIMIT, ReportQuery, first, many
+from .reports import ReportResult
 from .responses import ApiError
 from .timezones import tz_context
 
@@ -273,7 +273,7 @@ class Dialects:
                 return result
             pos = q.dims.index("day")
             for i, key in enumerate(result.keys):
-                if engine.fields("day", key[pos])["day"] == day:
+                if engine.dims.fields("day", key[pos])["day"] == day:
                     return drop_row(result, i)
             return result
 
@@ -381,15 +381,4 @@ def conversion_fields(engine: ReportEngine) -> set[str]:
     """Field names of the ``/report/conversions`` rows the sandbox serves."""
     if engine.ds.n_conversions == 0:
         return set(CONVERSION_SORTABLE) | {"conversions", "creativeId"}
-    return set(engine.conversion_row(0, tz_context("Etc/GMT"), "USD"))
-
-
-__all__ = [
-    "CONFLICTS",
-    "DIALECTS",
-    "GROUPBY_SPELLINGS",
-    "PAGE_CAP",
-    "Dialects",
-    "parse_day",
-    "parse_dialects",
-]
+    return set(conversion_row(engine.ds, 0, tz_context("Etc/GMT"), "USD"))

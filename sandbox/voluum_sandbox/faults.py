@@ -1,4 +1,4 @@
-"""Injected faults: kinds, the seeded fault plan, "fail the next N" orders, fault responses.
+"""Injected faults: kinds, the seeded fault plan, "fail the next N" orders, fault answers.
 
 The plan holds probabilities per kind, a schedule by request number and a queue.
 """
@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .limits import RateLimiter
 from .responses import ApiError, Response, error_envelope, error_response, json_response
 
 FAULT_KINDS = (
@@ -39,7 +38,6 @@ class FaultPlan:
     def __init__(self, spec: dict[str, Any] | None, seed: int) -> None:
         """Validate a ``faults`` knob value."""
         spec = dict(spec or {})
-        self.spec = spec
         self.rng = random.Random(spec.get("seed", seed))
         self.login = bool(spec.get("login", False))
         paths = spec.get("paths")
@@ -60,12 +58,6 @@ class FaultPlan:
             if kind not in FAULT_KINDS:
                 raise ValueError(f"unknown fault kind {kind!r}")
             self.schedule[int(n)] = kind
-        self.next: list[tuple[str, int]] = []
-        for item in spec.get("next", []):
-            kind, count = (item, 1) if isinstance(item, str) else (item[0], int(item[1]))
-            if kind not in FAULT_KINDS:
-                raise ValueError(f"unknown fault kind {kind!r}")
-            self.next.append((kind, count))
         unknown = set(spec) - {
             *FAULT_KINDS,
             "seed",
@@ -74,7 +66,6 @@ class FaultPlan:
             "burst_length",
             "slow_seconds",
             "schedule",
-            "next",
         }
         if unknown:
             raise ValueError(f"unknown fault settings: {sorted(unknown)}")
@@ -117,18 +108,41 @@ class QueuedFault:
     path: str | None
 
 
-class FaultInjector(RateLimiter):
-    """Part of :class:`~voluum_sandbox.server.SandboxServer`: picks and renders faults.
+class Faults:
+    """A server's injected faults: the plan, the "fail the next N" orders and their counts."""
 
-    ``burst_429`` answers like the rate limiter.
-    """
+    def __init__(self, seed: int) -> None:
+        """No fault planned; ``seed`` is the plan's default seed (the dataset's)."""
+        self.seed = seed
+        self.plan = FaultPlan(None, seed)
+        self._lock = threading.Lock()
+        self._queue: list[QueuedFault] = []
+        self._counts: Counter[str] = Counter()
 
-    _lock: threading.Lock
-    _queue: list[QueuedFault]
-    _plan: FaultPlan
-    _fault_counts: Counter[str]
+    def configure(self, spec: dict[str, Any] | None) -> None:
+        """Replace the plan (``None`` or ``{}``: no random or scheduled fault)."""
+        plan = FaultPlan(spec, self.seed)
+        with self._lock:
+            self.plan = plan
 
-    def _pick_fault(self, path: str, is_login: bool) -> str | None:
+    def fail_next(self, kind: str, count: int, login: bool, path: str | None) -> None:
+        """Answer the next ``count`` matching requests with ``kind``, before any other fault."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self._queue.append(QueuedFault(kind, int(count), login, path))
+
+    def counts(self) -> dict[str, int]:
+        """Responses affected by each kind since the last :meth:`clear`."""
+        with self._lock:
+            return dict(self._counts)
+
+    def clear(self) -> None:
+        """Reset the counts."""
+        with self._lock:
+            self._counts.clear()
+
+    def pick(self, path: str, is_login: bool) -> str | None:
         """Pop a queued fault or draw one from the plan; counts it."""
         with self._lock:
             kind = None
@@ -140,20 +154,24 @@ class FaultInjector(RateLimiter):
                 if item.remaining <= 0:
                     self._queue.remove(item)
                 break
-            if kind is None and self._plan.eligible(path, is_login):
-                kind = self._plan.draw()
+            if kind is None and self.plan.eligible(path, is_login):
+                kind = self.plan.draw()
             if kind is not None:
-                self._fault_counts[kind] += 1
+                self._counts[kind] += 1
             return kind
 
-    def _fault_response(self, kind: str, real: Callable[[], Response]) -> Response:
-        """Build the response of an injected fault (``real`` computes the genuine answer)."""
+    def respond(
+        self, kind: str, real: Callable[[], Response], too_many: Callable[[], Response]
+    ) -> Response:
+        """The answer of fault ``kind``: ``real`` computes the genuine answer, ``too_many`` the
+        rate limit's 429 (``burst_429``).
+        """  # noqa: D205
         simple: dict[str, Callable[[], Response]] = {
             "500": lambda: error_response(500, "INTERNAL_SERVER_ERROR", "Internal server error"),
             "502_html": lambda: Response(502, HTML_502, content_type="text/html"),
             "503": lambda: error_response(503, "SERVICE_UNAVAILABLE", "Service unavailable"),
             "reset": lambda: Response(0, action="reset"),
-            "burst_429": self._too_many,
+            "burst_429": too_many,
             "error_in_200": lambda: json_response(
                 200, error_envelope("INTERNAL_SERVER_ERROR", "Unexpected error")
             ),
@@ -163,14 +181,14 @@ class FaultInjector(RateLimiter):
             resp.fault = kind
             return resp
         if kind == "slow":
-            time.sleep(self._plan.slow_seconds)
+            time.sleep(self.plan.slow_seconds)
         try:
             resp = real()
         except ApiError as exc:  # a genuine error wins over a body-level fault: not counted
             with self._lock:
-                self._fault_counts[kind] -= 1
-                if self._fault_counts[kind] <= 0:
-                    del self._fault_counts[kind]
+                self._counts[kind] -= 1
+                if self._counts[kind] <= 0:
+                    del self._counts[kind]
             return error_response(exc.status, exc.code, exc.description, exc.messages)
         if resp.status == 200 and kind == "truncated":
             resp.action = "truncate"

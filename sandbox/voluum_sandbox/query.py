@@ -120,7 +120,7 @@ def parse_sort(
 
 # --------------------------------------------------------------------------- queries
 
-INCLUDE_VALUES = {"ACTIVE", "ARCHIVED", "ALL", "TRAFFIC", "ENTITY"}
+INCLUDE_VALUES = {"ACTIVE", "ARCHIVED", "ALL", "TRAFFIC"}
 RELATIONS: dict[str, Callable[[float, float], bool]] = {
     "EQUAL": lambda a, b: a == b,
     "NOT_EQUAL": lambda a, b: a != b,
@@ -145,7 +145,6 @@ class ReportQuery:
     workspaces: tuple[str, ...] | None
     dim_filters: tuple[tuple[str, str], ...]
     metric_filters: tuple[tuple[str, str, float], ...]
-    text: str | None
     sort: str | None
     descending: bool
 
@@ -203,20 +202,17 @@ def parse_report_query(query: dict[str, list[str]]) -> tuple[ReportQuery, int, i
     include = (first(query, "include") or "ACTIVE").upper()
     if include not in INCLUDE_VALUES:
         raise ApiError(400, "INVALID_QUERY", f"Invalid include value: {include}")
-    if include == "ENTITY":
-        include = "ALL"
     mode = (first(query, "conversionTimeMode") or "VISIT").upper()
     if mode not in ("VISIT", "CONVERSION"):
         raise ApiError(400, "INVALID_QUERY", f"Invalid conversionTimeMode: {mode}")
     currency = (first(query, "currency") or "USD").upper()
     if currency not in CURRENCY_RATES:
         raise ApiError(400, "BAD_REQUEST", f"Unsupported currency: {currency}", [currency])
-    workspaces = many(query, "workspaces", "workspace", "workspaceId")
+    workspaces = many(query, "workspaces")
     dim_filters, metric_filters = parse_filters(query)
     sortable = {f[0] for d in dims for f in DIM_FIELDS[d]} | set(METRIC_COLUMNS)
     sort, descending = parse_sort(query, sortable.__contains__)
     limit, offset = parse_paging(query, DEFAULT_LIMIT, MAX_LIMIT)
-    text = first(query, "filter")
     q = ReportQuery(
         tz=tzc.name,
         start_utc=start_utc,
@@ -228,7 +224,6 @@ def parse_report_query(query: dict[str, list[str]]) -> tuple[ReportQuery, int, i
         workspaces=tuple(sorted(set(workspaces))) if workspaces else None,
         dim_filters=tuple(dim_filters),
         metric_filters=tuple(metric_filters),
-        text=text or None,
         sort=sort,
         descending=descending,
     )

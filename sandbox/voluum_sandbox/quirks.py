@@ -1,4 +1,4 @@
-"""Opt-in quirks of answers: odd value shapes, totals a few cents off, twin visits, range refusals.
+"""Opt-in quirks of answers: odd value shapes, totals cents off, twin visits, event-log bounds.
 
 Knobs (all off by default; with every one off each method is a pass-through):
 
@@ -15,8 +15,6 @@ Knobs (all off by default; with every one off each method is a pass-through):
 - ``clock_behind``: seconds the sandbox's clock runs behind the caller's: an ``/event-log``
   ``from`` later than the sandbox's now (its default ``to``), or a ``to`` before ``from``,
   is a 400 ``BAD_REQUEST`` "Invalid time range: 'to' must not be before 'from'".
-- ``max_range_days``: ``/report`` and ``/report/conversions`` refuse a ``from``-``to`` span
-  of more days with a 400 ``INVALID_QUERY`` "Maximum period exceeded ...".
 - ``event_log_requires_to``: ``/event-log`` without ``to`` is a 400 ``PARAMETER_MISSING``.
 """
 
@@ -38,7 +36,6 @@ QUIRK_KNOBS = (
     "cents_off_day",
     "twin_visits",
     "clock_behind",
-    "max_range_days",
     "event_log_requires_to",
 )
 ODD_SHAPES = 5  # one field in five arrives as an object, one as null, one as ""
@@ -119,7 +116,6 @@ class Quirks:
     cents_off_day: str | None = None
     twin_visits: bool = False
     clock_behind: float = 0.0
-    max_range_days: int | None = None
     event_log_requires_to: bool = False
 
     def configured(self, **knobs: Any) -> Quirks:
@@ -132,26 +128,9 @@ class Quirks:
             changes["cents_off_day"] = parse_day(knobs["cents_off_day"])
         if "clock_behind" in knobs:
             changes["clock_behind"] = max(0.0, float(knobs["clock_behind"] or 0.0))
-        if "max_range_days" in knobs:
-            days = knobs["max_range_days"]
-            if days is not None and int(days) < 1:
-                raise ValueError("max_range_days must be at least 1 (or None)")
-            changes["max_range_days"] = None if days is None else int(days)
         return replace(self, **changes)
 
     # ------------------------------------------------------------------ /report, conversions
-
-    def check_range(self, query: Query) -> None:
-        """``max_range_days``: a longer ``from``-``to`` span is refused."""
-        span = _span(query) if self.max_range_days else None
-        if span and self.max_range_days and span[1] - span[0] > timedelta(self.max_range_days):
-            raise ApiError(
-                400,
-                "INVALID_QUERY",
-                f"Maximum period exceeded: 'from' and 'to' may be at most "
-                f"{self.max_range_days} days apart",
-                [first(query, "from") or "", first(query, "to") or ""],
-            )
 
     def report(self, query: Query, answer: dict[str, Any]) -> dict[str, Any]:
         """A ``/report`` answer with the quirks played."""

@@ -24,9 +24,12 @@ RANGE_CAP_WORDINGS: dict[str, tuple[str, str]] = {
         "MAX_TIME_RANGE_EXCEEDED",
         "The requested time range exceeds the maximum of {n} days",
     ),
+    "max_period": (
+        "INVALID_QUERY",
+        "Maximum period exceeded: 'from' and 'to' may be at most {n} days apart",
+    ),
 }
 DEFAULT_WORDING = "too_long"
-CAPPED_PATHS = ("/report", "/report/conversions")
 
 
 def parse_range_cap(value: Any) -> int | None:
@@ -78,14 +81,3 @@ def check_range(query: dict[str, list[str]], days: int | None, wording: str) -> 
         return
     if (end - start).total_seconds() > days * 86_400:
         raise range_cap_error(days, wording)
-
-
-__all__ = [
-    "CAPPED_PATHS",
-    "DEFAULT_WORDING",
-    "RANGE_CAP_WORDINGS",
-    "check_range",
-    "parse_range_cap",
-    "parse_wording",
-    "range_cap_error",
-]

@@ -1,11 +1,9 @@
 """The sandbox server: :class:`SandboxServer`, a Voluum-compatible API on loopback.
 
-It holds the knobs, runs the HTTP transport in a background daemon thread and passes every
-request through auth, the rate limit and faults to the routes, logging it. Knobs can be changed
-at runtime through :meth:`SandboxServer.configure` or the admin API under ``/__sandbox__/``
-(``admin.py``: no auth, no faults, not logged). The parts live in ``auth.py``, ``limits.py``,
-``faults.py``, ``routes.py``, ``request_log.py`` and ``transport.py``; the names this module
-used to define are re-exported from here.
+It holds the knobs, runs the HTTP transport (``transport.py``) in a background daemon thread and
+passes every request through its pipeline: a login (``auth.py``), or a session check, the rate
+limit, faults (``faults.py``) and the routes (``routes.py``); then it logs it. Knobs change at
+runtime through :meth:`SandboxServer.configure` or the admin API (``/__sandbox__/``).
 """
 
 from __future__ import annotations
@@ -18,33 +16,17 @@ from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .accounts import Account, build_accounts, parse_scope
-from .admin import admin_response
-from .auth import ACCESS_KEY_DENY_LIST, Session, SessionAuth, token_hash
+from .accounts import Account, build_accounts
+from .auth import Sessions, token_hash
 from .data import Dataset
 from .dialects import Dialects, parse_day, parse_dialects
-from .faults import FAULT_KINDS, FaultInjector, FaultPlan, QueuedFault
+from .faults import Faults
 from .quirks import QUIRK_KNOBS, Quirks
 from .range_cap import DEFAULT_WORDING, parse_range_cap, parse_wording
-from .reports import ApiError, ReportEngine
-from .request_log import RequestLog
-from .responses import UTC, Response, error_envelope, error_response, json_response
-from .routes import TIMEZONES, Routes
+from .reports import ReportEngine
+from .responses import ApiError, Response, error_response
+from .routes import admin_response, api_response
 from .transport import RequestHandler, SandboxHTTPServer
-
-__all__ = [
-    "ACCESS_KEY_DENY_LIST",
-    "FAULT_KINDS",
-    "KNOBS",
-    "TIMEZONES",
-    "UTC",
-    "Response",
-    "SandboxServer",
-    "error_envelope",
-    "error_response",
-    "json_response",
-    "token_hash",
-]
 
 KNOBS = (
     "latency",
@@ -62,9 +44,11 @@ KNOBS = (
     "rate_limit_scope",
     *QUIRK_KNOBS,
 )
+RATE_LIMIT_SCOPES = ("token", "address")
+LOGIN_PATHS = ("/auth/access/session", "/auth/session")
 
 
-class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
+class SandboxServer:
     """A Voluum-compatible API on loopback, backed by a deterministic :class:`Dataset`.
 
     Args:
@@ -90,7 +74,7 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
             400 (``None``/0 = off; see ``range_cap.py``).
         range_cap_wording: the refusal's code and description (``RANGE_CAP_WORDINGS``).
         quirks: the knobs of ``quirks.py`` (``odd_shapes``, ``cents_off_day``, ``twin_visits``,
-            ``clock_behind``, ``max_range_days``, ``event_log_requires_to``); all off by default.
+            ``clock_behind``, ``event_log_requires_to``); all off by default.
 
     """
 
@@ -122,15 +106,12 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         self.engine: ReportEngine = self.accounts[0].engine
         self.host = host
         self._requested_port = port
-        self._lock = threading.Lock()
-        self._log_lock = threading.Lock()
-        self._sessions: dict[str, Session] = {}
+        self.sessions = Sessions(self.accounts, token_lifetime)
+        self.faults = Faults(self.dataset.seed)
+        self._lock = threading.Lock()  # knobs and the rate limit's windows
         self._windows: dict[str, deque[float]] = {}
+        self._log_lock = threading.Lock()
         self._log: list[dict[str, Any]] = []
-        self._fault_counts: Counter[str] = Counter()
-        self._queue: list[QueuedFault] = []
-        self._plan = FaultPlan(None, self.dataset.seed)
-        self.token_lifetime = float(token_lifetime)
         self.latency = 0.0
         self.rate_limit: int | None = None
         self.rate_limit_scope = "token"
@@ -138,10 +119,10 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         self.workspaces_status = 200
         self.live_status = 200
         self.event_log_status = 200
-        self._dialects = Dialects()
+        self.readings = Dialects()  # the dialects played, with ``lose_row_day``
         self.range_cap: int | None = None
         self.range_cap_wording = DEFAULT_WORDING
-        self._quirks = Quirks()
+        self.quirks = Quirks()  # ``srv.quirks.odd_shapes``...
         self.configure(
             **quirks,
             latency=latency,
@@ -234,28 +215,19 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
     @property
     def dialects(self) -> frozenset[str]:
         """Names of the dialects played (empty = the default reading)."""
-        return self._dialects.names
-
-    @property
-    def quirks(self) -> Quirks:
-        """The quirks played (``quirks.py``): ``srv.quirks.odd_shapes``..."""
-        return self._quirks
+        return self.readings.names
 
     @property
     def lose_row_day(self) -> str | None:
         """The ``lose_row_day`` knob (``"YYYY-MM-DD"`` or ``None``)."""
-        return self._dialects.lose_row_day
+        return self.readings.lose_row_day
 
     def configure(self, **knobs: Any) -> None:
-        """Change knobs at runtime: ``latency``, ``rate_limit``, ``token_lifetime``, ``faults``,
-        ``workspaces_status``, ``live_status``, ``event_log_status``, ``retry_after``,
-        ``dialects``, ``lose_row_day``, ``range_cap``, ``range_cap_wording``,
-        ``rate_limit_scope`` and the quirks (``odd_shapes``, ``cents_off_day``,
-        ``twin_visits``, ``clock_behind``, ``max_range_days``, ``event_log_requires_to``).
+        """Change knobs at runtime (names in ``KNOBS``; see the README): all are validated
+        before any changes, so a ``ValueError`` changes nothing.
 
-        ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults); its
-        ``next`` entries are queued like :meth:`fail_next`.  ``dialects`` replaces the whole
-        set of dialects (unknown or contradictory names raise ``ValueError``).
+        ``faults`` replaces the whole fault plan (``None`` or ``{}`` disables faults);
+        ``dialects`` replaces the whole set of dialects.
         """  # noqa: D205
         unknown = set(knobs) - set(KNOBS)
         if unknown:
@@ -264,14 +236,24 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         wording = parse_wording(knobs.get("range_cap_wording", self.range_cap_wording))
         scope = parse_scope(knobs.get("rate_limit_scope", self.rate_limit_scope))
         quirks = {k: v for k, v in knobs.items() if k in QUIRK_KNOBS}
-        changed_quirks = self._quirks.configured(**quirks) if quirks else self._quirks
+        changed_quirks = self.quirks.configured(**quirks) if quirks else self.quirks
+        readings = self.readings
         if "dialects" in knobs or "lose_row_day" in knobs:
-            names = parse_dialects(knobs.get("dialects", self._dialects.names))
-            day = parse_day(knobs.get("lose_row_day", self._dialects.lose_row_day))
-            self._dialects = Dialects(names, day)
+            names = parse_dialects(knobs.get("dialects", readings.names))
+            readings = Dialects(names, parse_day(knobs.get("lose_row_day", readings.lose_row_day)))
+        statuses = {}
+        for name in ("workspaces_status", "live_status", "event_log_status"):
+            if name in knobs:
+                statuses[name] = int(knobs[name] or 200)
+                if statuses[name] not in (200, 403, 404):
+                    raise ValueError(f"{name} must be 200, 403 or 404")
+        if "faults" in knobs:
+            self.faults.configure(knobs["faults"])
         self.range_cap, self.range_cap_wording = cap, wording
         self.rate_limit_scope = scope
-        self._quirks = changed_quirks
+        self.quirks, self.readings = changed_quirks, readings
+        for name, status in statuses.items():
+            setattr(self, name, status)
         with self._lock:
             if "latency" in knobs:
                 self.latency = max(0.0, float(knobs["latency"] or 0.0))
@@ -279,21 +261,10 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
                 rl = knobs["rate_limit"]
                 self.rate_limit = None if rl is None or int(rl) <= 0 else int(rl)
             if "token_lifetime" in knobs:
-                self.token_lifetime = float(knobs["token_lifetime"])
+                self.sessions.lifetime = float(knobs["token_lifetime"])
             if "retry_after" in knobs:
                 ra = knobs["retry_after"]
                 self.retry_after = None if ra is None else int(ra)
-            for name in ("workspaces_status", "live_status", "event_log_status"):
-                if name in knobs:
-                    status = int(knobs[name] or 200)
-                    if status not in (200, 403, 404):
-                        raise ValueError(f"{name} must be 200, 403 or 404")
-                    setattr(self, name, status)
-            if "faults" in knobs:
-                plan = FaultPlan(knobs["faults"], self.dataset.seed)
-                self._plan = plan
-                for kind, count in plan.next:
-                    self._queue.append(QueuedFault(kind, count, plan.login, None))
 
     def fail_next(
         self, kind: str, count: int = 1, login: bool = False, path: str | None = None
@@ -301,24 +272,19 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         """Answer the next ``count`` data requests (path prefix ``path``; logins too if
         ``login``) with fault ``kind`` (one of ``FAULT_KINDS``), before any random fault.
         """  # noqa: D205
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}")
-        with self._lock:
-            self._queue.append(QueuedFault(kind, int(count), login, path))
+        self.faults.fail_next(kind, count, login, path)
 
     def expire_tokens(self) -> None:
         """Make every issued token, of every account, invalid (next call: 401 SESSION_EXPIRED)."""
-        with self._lock:
-            for session in self._sessions.values():
-                session.expires_at = 0.0
+        self.sessions.expire_all()
 
     # ------------------------------------------------------------------ request handling
 
     def handle(
         self, method: str, raw_path: str, headers: Any, body: bytes, client: str | None = None
     ) -> tuple[Response, dict[str, Any] | None]:
-        """Process one API request from address ``client``; returns the response and its log
-        entry (``None`` for admin).
+        """Process one request from address ``client``: its response and its log entry
+        (``None`` for the admin API).
         """  # noqa: D205
         t0 = time.monotonic()
         split = urlsplit(raw_path)
@@ -339,7 +305,7 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
             "fault": None,
         }
         try:
-            resp = self._process(method, path, query, token, body, entry=entry, client=client)
+            resp = self._process(method, path, query, token, body, entry=entry)
         except ApiError as exc:
             resp = error_response(exc.status, exc.code, exc.description, exc.messages)
         except Exception as exc:  # the sandbox must answer, not crash
@@ -362,31 +328,124 @@ class SandboxServer(SessionAuth, FaultInjector, Routes, RequestLog):
         body: bytes,
         *,
         entry: dict[str, Any],
-        client: str | None = None,
     ) -> Response:
-        """Auth, rate limit, faults, then routing (``entry["t"]`` gets the admission time,
-        ``entry["account"]`` the index of the account served).
+        """Login, or session check, rate limit, faults and routes (``entry["t"]`` gets the
+        admission time, ``entry["account"]`` the index of the account served).
         """  # noqa: D205
-        is_login = method == "POST" and path.rstrip("/") in (
-            "/auth/access/session",
-            "/auth/session",
-        )
-        if is_login:
-            fault = self._pick_fault(path, True)
-            if fault is not None:
-                return self._fault_response(fault, lambda: self._login(path, body, entry))
-            return self._login(path, body, entry)
-        session = self._check_session(token)
+        if method == "POST" and path.rstrip("/") in LOGIN_PATHS:
+
+            def login() -> Response:
+                resp, account = self.sessions.login(path, body)
+                entry["account"] = None if account is None else account.index
+                return resp
+
+            fault = self.faults.pick(path, True)
+            return login() if fault is None else self.faults.respond(fault, login, self._too_many)
+        session = self.sessions.check(token)
         assert token is not None
-        account = self.accounts[session.account]
-        entry["account"] = account.index
-        limited, entry["t"] = self._rate_limited(token, client)
+        entry["account"] = session.account
+        limited, entry["t"] = self._admit(token, entry["client"])
         if limited is not None:
             return limited
-        fault = self._pick_fault(path, False)
-        kind = session.kind
-        if fault is not None:
-            return self._fault_response(
-                fault, lambda: self._route(method, path, query, token, kind, account=account)
-            )
-        return self._route(method, path, query, token, kind, account=account)
+        fault = self.faults.pick(path, False)
+
+        def route() -> Response:
+            return api_response(self, method, path, query, token=token, session=session)
+
+        return route() if fault is None else self.faults.respond(fault, route, self._too_many)
+
+    def _admit(self, token: str, client: str | None) -> tuple[Response | None, float]:
+        """The rate limit: at most ``rate_limit`` requests per budget (a token, or a client
+        address) in any sliding 1-s window, else a 429; also the admission time (taken under
+        the lock, so times are ordered).
+        """  # noqa: D205
+        with self._lock:
+            now = time.monotonic()
+            if self.rate_limit is None:
+                return None, now
+            key = token if self.rate_limit_scope == "token" else f"address:{client}"
+            window = self._windows.setdefault(key, deque())
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= self.rate_limit:
+                return self._too_many(), now
+            window.append(now)
+        return None, now
+
+    def _too_many(self) -> Response:
+        """429 ``NUMBER_OF_REQUEST_FOR_IP_EXCEEDED`` (with ``Retry-After`` when configured)."""
+        resp = error_response(
+            429, "NUMBER_OF_REQUEST_FOR_IP_EXCEEDED", "Number of requests for IP exceeded"
+        )
+        if self.retry_after is not None:
+            resp.headers.append(("Retry-After", str(self.retry_after)))
+        return resp
+
+    # ------------------------------------------------------------------ request log
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Snapshot of the request log (dicts: t, method, path, query, status, token, account,
+        client, fault, duration).
+        """  # noqa: D205
+        with self._log_lock:
+            return [dict(e) for e in self._log]
+
+    def clear_requests(self) -> None:
+        """Empty the request log and the fault counters."""
+        with self._log_lock:
+            self._log.clear()
+        self.faults.clear()
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """Number of responses affected by each fault kind since the last clear."""
+        return self.faults.counts()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by status and the busiest 1-s windows: per token, per account, all together."""
+        log = self.requests
+        per_token: dict[str, list[float]] = {}
+        accepted: dict[str, list[float]] = {}
+        per_account: dict[int, list[float]] = {}
+        for e in log:
+            if e["token"] is not None:
+                per_token.setdefault(e["token"], []).append(e["t"])
+                if e["status"] != 429:
+                    accepted.setdefault(e["token"], []).append(e["t"])
+            if e.get("account") is not None:
+                per_account.setdefault(e["account"], []).append(e["t"])
+        return {
+            "requests": len(log),
+            "by_status": dict(sorted(Counter(str(e["status"]) for e in log).items())),
+            "max_per_second": {t: max_in_window(ts) for t, ts in per_token.items()},
+            "max_accepted_per_second": {t: max_in_window(ts) for t, ts in accepted.items()},
+            "by_account": {a: len(ts) for a, ts in sorted(per_account.items())},
+            "max_per_second_by_account": {
+                a: max_in_window(ts) for a, ts in sorted(per_account.items())
+            },
+            "max_per_second_all": max_in_window([t for ts in per_token.values() for t in ts]),
+            "max_accepted_per_second_all": max_in_window(
+                [t for ts in accepted.values() for t in ts]
+            ),
+        }
+
+
+def parse_scope(value: Any) -> str:
+    """Validate a ``rate_limit_scope`` knob value (``token`` or ``address``)."""
+    scope = "token" if value is None or value == "" else str(value).lower()
+    if scope not in RATE_LIMIT_SCOPES:
+        raise ValueError(f"rate_limit_scope must be one of {RATE_LIMIT_SCOPES}, not {value!r}")
+    return scope
+
+
+def max_in_window(times: list[float], width: float = 1.0) -> int:
+    """Largest number of instants in any half-open window of ``width`` seconds."""
+    times = sorted(times)
+    best = 0
+    lo = 0
+    for hi, t in enumerate(times):
+        while t - times[lo] >= width:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best

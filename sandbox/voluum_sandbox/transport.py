@@ -94,12 +94,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(resp.body[: len(resp.body) // 2])
             self.wfile.flush()
             return
-        if self.command != "HEAD":
-            self.wfile.write(resp.body)
+        self.wfile.write(resp.body)
 
     do_GET = _serve
     do_POST = _serve
     do_PUT = _serve
     do_PATCH = _serve
     do_DELETE = _serve
-    do_HEAD = _serve

@@ -28,215 +28,180 @@ from .catalog import (
     canonical_dimension,
 )
 
+if TYPE_CHECKING:
+    from .data import Dataset
 
-class TruthOracle:
-    """Part of :class:`~voluum_sandbox.data.Dataset`: the truth helpers.
 
-    ``truth_totals``, ``truth_rows``, ``row_key`` and ``conversions_between``.
+def _window(start_local: datetime, end_local: datetime, tz: str) -> tuple[int, int]:
+    """UTC epoch bounds of a wall-clock window read in ``tz`` (naive datetimes)."""
+    zone = ZoneInfo(tz)
+    return (
+        int(start_local.replace(tzinfo=zone).timestamp()),
+        int(end_local.replace(tzinfo=zone).timestamp()),
+    )
+
+
+def truth_totals(
+    ds: Dataset,
+    start_local: datetime,
+    end_local: datetime,
+    tz: str = "Etc/GMT",
+    conversion_time_mode: str = "VISIT",
+    *,
+    currency: str = "USD",
+    workspaces: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """Totals over all traffic (archived entities included) for a wall-clock window in ``tz``.
+
+    Visits/clicks/cost always count by visit time; conversions/revenue by visit time
+    (``VISIT``) or postback time (``CONVERSION``).  Returns integer ``visits``,
+    ``uniqueVisits``, ``clicks``, ``conversions``, ``cost_cents``, ``revenue_cents``,
+    ``errors``, ``impressions``.  ``currency`` (USD, EUR, GBP) converts each event's cost
+    and each conversion's revenue, rounded half up to the cent; ``workspaces`` (ids) keeps
+    the campaigns of those workspaces only (as ``/report``'s ``workspaces=``).
     """
+    view = _TruthView(ds, currency, workspaces)
+    mode = _truth_mode(conversion_time_mode)
+    u0, u1 = _window(start_local, end_local, tz)
+    out = dict.fromkeys(
+        ("visits", "uniqueVisits", "clicks", "conversions", "cost_cents", "revenue_cents"), 0
+    )
+    out["errors"] = out["impressions"] = 0
+    for i, ts in enumerate(ds.ev_ts):
+        if u0 <= ts < u1 and view.in_workspaces(i):
+            out["visits"] += ds.ev_visits[i]
+            out["uniqueVisits"] += ds.ev_uv[i]
+            out["clicks"] += ds.ev_clicks[i]
+            out["cost_cents"] += view.money(ds.ev_cost[i])
+            out["errors"] += ds.ev_errors[i]
+            out["impressions"] += ds.ev_impr[i]
+    for r, event in enumerate(ds.cv_event):
+        when = ds.ev_ts[event] if mode == "VISIT" else ds.cv_post[r]
+        if u0 <= when < u1 and view.in_workspaces(event):
+            out["conversions"] += 1
+            out["revenue_cents"] += view.money(ds.cv_rev[r])
+    return out
 
-    zone_values: list[str]
-    campaigns: list[dict[str, Any]]
-    offers: list[dict[str, Any]]
-    ev_ts: list[int]
-    ev_c: list[int]
-    ev_o: list[int]
-    ev_l: list[int]
-    ev_country: list[int]
-    ev_os: list[int]
-    ev_br: list[int]
-    ev_cv1: list[int]
-    ev_cv2: list[int]
-    ev_cv3: list[int]
-    ev_visits: list[int]
-    ev_uv: list[int]
-    ev_clicks: list[int]
-    ev_errors: list[int]
-    ev_impr: list[int]
-    ev_cost: list[int]
-    cv_event: list[int]
-    cv_click: list[int]
-    cv_type: list[int]
-    cv_post: list[int]
-    cv_rev: list[int]
 
-    if TYPE_CHECKING:  # provided by the other parts of Dataset
+def truth_rows(  # noqa: PLR0917 - the positional order of the README
+    ds: Dataset,
+    group_by: Sequence[str],
+    start_local: datetime,
+    end_local: datetime,
+    tz: str = "Etc/GMT",
+    conversion_time_mode: str = "VISIT",
+    *,
+    include: str = "ACTIVE",
+    currency: str = "USD",
+    workspaces: Sequence[str] | None = None,
+) -> dict[tuple, dict[str, int]]:
+    """Exact rows a ``/report`` call would return, keyed by the group key.
 
-        def raw_entities(self, kind: str) -> list[dict[str, Any]]:
-            """The stored entity dicts of ``kind``."""
-            ...
+    ``group_by`` takes any accepted spelling.  The key holds, per dimension, the value of
+    ``KEY_FIELD[dim]`` in the row: entity id, country code, os/browser/custom-variable
+    string, ``day`` as ``YYYY-MM-DD`` or ``hour`` as int.  Values are integer ``visits``,
+    ``uniqueVisits``, ``clicks``, ``conversions``, ``cost_cents``, ``revenue_cents``,
+    ``errors``, ``impressions``, ``customConversionsN`` and ``customRevenueN_cents``.
+    Amounts are in ``currency`` (USD, EUR, GBP: converted per event cost and per
+    conversion revenue, rounded half up to the cent); ``workspaces`` (ids) keeps the
+    campaigns of those workspaces only.  Only groups with traffic (visits or conversions)
+    appear.
+    """
+    dims = [canonical_dimension(g) or g for g in group_by]
+    view = _TruthView(ds, currency, workspaces)
+    mode = _truth_mode(conversion_time_mode)
+    include = include.upper()
+    if include not in ("ACTIVE", "ARCHIVED", "ALL", "TRAFFIC"):
+        raise ValueError(f"unknown include {include!r}")
+    zone = ZoneInfo(tz)
+    u0, u1 = _window(start_local, end_local, tz)
+    rows: dict[tuple, dict[str, int]] = {}
 
-        def visit_id(self, event: int, j: int) -> str:
-            """Click id of visit ``j`` of ``event``."""
-            ...
-
-    def _window(self, start_local: datetime, end_local: datetime, tz: str) -> tuple[int, int]:
-        """UTC epoch bounds of a wall-clock window read in ``tz`` (naive datetimes)."""
-        zone = ZoneInfo(tz)
-        return (
-            int(start_local.replace(tzinfo=zone).timestamp()),
-            int(end_local.replace(tzinfo=zone).timestamp()),
-        )
-
-    def truth_totals(
-        self,
-        start_local: datetime,
-        end_local: datetime,
-        tz: str = "Etc/GMT",
-        conversion_time_mode: str = "VISIT",
-        *,
-        currency: str = "USD",
-        workspaces: Sequence[str] | None = None,
-    ) -> dict[str, int]:
-        """Totals over all traffic (archived entities included) for a wall-clock window in ``tz``.
-
-        Visits/clicks/cost always count by visit time; conversions/revenue by visit time
-        (``VISIT``) or postback time (``CONVERSION``).  Returns integer ``visits``,
-        ``uniqueVisits``, ``clicks``, ``conversions``, ``cost_cents``, ``revenue_cents``,
-        ``errors``, ``impressions``.  ``currency`` (USD, EUR, GBP) converts each event's cost
-        and each conversion's revenue, rounded half up to the cent; ``workspaces`` (ids) keeps
-        the campaigns of those workspaces only (as ``/report``'s ``workspaces=``).
-        """
-        view = _TruthView(self, currency, workspaces)
-        mode = _truth_mode(conversion_time_mode)
-        u0, u1 = self._window(start_local, end_local, tz)
-        out = dict.fromkeys(
-            ("visits", "uniqueVisits", "clicks", "conversions", "cost_cents", "revenue_cents"), 0
-        )
-        out["errors"] = out["impressions"] = 0
-        for i, ts in enumerate(self.ev_ts):
-            if u0 <= ts < u1 and view.in_workspaces(i):
-                out["visits"] += self.ev_visits[i]
-                out["uniqueVisits"] += self.ev_uv[i]
-                out["clicks"] += self.ev_clicks[i]
-                out["cost_cents"] += view.money(self.ev_cost[i])
-                out["errors"] += self.ev_errors[i]
-                out["impressions"] += self.ev_impr[i]
-        for r, event in enumerate(self.cv_event):
-            when = self.ev_ts[event] if mode == "VISIT" else self.cv_post[r]
-            if u0 <= when < u1 and view.in_workspaces(event):
-                out["conversions"] += 1
-                out["revenue_cents"] += view.money(self.cv_rev[r])
-        return out
-
-    def truth_rows(
-        self,
-        group_by: Sequence[str],
-        start_local: datetime,
-        end_local: datetime,
-        tz: str = "Etc/GMT",
-        conversion_time_mode: str = "VISIT",
-        *,
-        include: str = "ACTIVE",
-        currency: str = "USD",
-        workspaces: Sequence[str] | None = None,
-    ) -> dict[tuple, dict[str, int]]:
-        """Exact rows a ``/report`` call would return, keyed by the group key.
-
-        ``group_by`` takes any accepted spelling.  The key holds, per dimension, the value of
-        ``KEY_FIELD[dim]`` in the row: entity id, country code, os/browser/custom-variable
-        string, ``day`` as ``YYYY-MM-DD`` or ``hour`` as int.  Values are integer ``visits``,
-        ``uniqueVisits``, ``clicks``, ``conversions``, ``cost_cents``, ``revenue_cents``,
-        ``errors``, ``impressions``, ``customConversionsN`` and ``customRevenueN_cents``.
-        Amounts are in ``currency`` (USD, EUR, GBP: converted per event cost and per
-        conversion revenue, rounded half up to the cent); ``workspaces`` (ids) keeps the
-        campaigns of those workspaces only.  Only groups with traffic (visits or conversions)
-        appear.
-        """
-        dims = [canonical_dimension(g) or g for g in group_by]
-        view = _TruthView(self, currency, workspaces)
-        mode = _truth_mode(conversion_time_mode)
-        include = include.upper()
-        if include not in ("ACTIVE", "ARCHIVED", "ALL", "TRAFFIC", "ENTITY"):
-            raise ValueError(f"unknown include {include!r}")
-        zone = ZoneInfo(tz)
-        u0, u1 = self._window(start_local, end_local, tz)
-        rows: dict[tuple, dict[str, int]] = {}
-
-        def row(key: tuple) -> dict[str, int]:
-            found = rows.get(key)
-            if found is None:
-                found = dict.fromkeys(
-                    (
-                        "visits",
-                        "uniqueVisits",
-                        "clicks",
-                        "conversions",
-                        "cost_cents",
-                        "revenue_cents",
-                        "errors",
-                        "impressions",
-                        *(f"customConversions{n}" for n in range(1, 6)),
-                        *(f"customRevenue{n}_cents" for n in range(1, 6)),
-                    ),
-                    0,
-                )
-                rows[key] = found
-            return found
-
-        for i, ts in enumerate(self.ev_ts):
-            if u0 <= ts < u1 and view.keep(dims, i, include):
-                acc = row(view.key(dims, i, ts, zone))
-                acc["visits"] += self.ev_visits[i]
-                acc["uniqueVisits"] += self.ev_uv[i]
-                acc["clicks"] += self.ev_clicks[i]
-                acc["cost_cents"] += view.money(self.ev_cost[i])
-                acc["errors"] += self.ev_errors[i]
-                acc["impressions"] += self.ev_impr[i]
-        for r, event in enumerate(self.cv_event):
-            when = self.ev_ts[event] if mode == "VISIT" else self.cv_post[r]
-            if u0 <= when < u1 and view.keep(dims, event, include):
-                acc = row(view.key(dims, event, when, zone))
-                slot = CONVERSION_TYPES[self.cv_type[r]][0]
-                revenue = view.money(self.cv_rev[r])
-                acc["conversions"] += 1
-                acc["revenue_cents"] += revenue
-                acc[f"customConversions{slot}"] += 1
-                acc[f"customRevenue{slot}_cents"] += revenue
-        return rows
-
-    @staticmethod
-    def row_key(row: dict[str, Any], group_by: Sequence[str]) -> tuple:
-        """Extract from a report row the key :meth:`truth_rows` uses for the same ``group_by``."""
-        return tuple(row[KEY_FIELD[canonical_dimension(g) or g]] for g in group_by)
-
-    def conversions_between(
-        self, start_local: datetime, end_local: datetime, tz: str = "Etc/GMT"
-    ) -> list[dict[str, Any]]:
-        """All conversions with postback time in the wall-clock window, ordered like the API.
-
-        Each item: ``clickId``, ``conversionTypeId``, ``conversionType``, ``transactionId``,
-        ``revenue_cents`` (USD), ``postback_ts``/``visit_ts`` (epoch seconds),
-        ``postbackTimestamp``/``visitTimestamp`` (``YYYY-MM-DD hh:mm:ss AM`` in ``tz``),
-        ``campaignId`` and ``offerId``.
-        """
-        zone = ZoneInfo(tz)
-        u0, u1 = self._window(start_local, end_local, tz)
-        picked = sorted((post, r) for r, post in enumerate(self.cv_post) if u0 <= post < u1)
-        out = []
-        for post, r in picked:
-            event = self.cv_event[r]
-            type_id, type_name, _, _, txn = CONVERSION_TYPES[self.cv_type[r]]
-            out.append(
-                {
-                    "clickId": self.visit_id(event, self.cv_click[r]),
-                    "conversionTypeId": type_id,
-                    "conversionType": type_name,
-                    "transactionId": txn,
-                    "revenue_cents": self.cv_rev[r],
-                    "postback_ts": post,
-                    "visit_ts": self.ev_ts[event],
-                    "postbackTimestamp": datetime.fromtimestamp(post, zone).strftime(
-                        "%Y-%m-%d %I:%M:%S %p"
-                    ),
-                    "visitTimestamp": datetime.fromtimestamp(self.ev_ts[event], zone).strftime(
-                        "%Y-%m-%d %I:%M:%S %p"
-                    ),
-                    "campaignId": self.campaigns[self.ev_c[event]]["id"],
-                    "offerId": self.offers[self.ev_o[event]]["id"],
-                }
+    def row(key: tuple) -> dict[str, int]:
+        found = rows.get(key)
+        if found is None:
+            found = dict.fromkeys(
+                (
+                    "visits",
+                    "uniqueVisits",
+                    "clicks",
+                    "conversions",
+                    "cost_cents",
+                    "revenue_cents",
+                    "errors",
+                    "impressions",
+                    *(f"customConversions{n}" for n in range(1, 6)),
+                    *(f"customRevenue{n}_cents" for n in range(1, 6)),
+                ),
+                0,
             )
-        return out
+            rows[key] = found
+        return found
+
+    for i, ts in enumerate(ds.ev_ts):
+        if u0 <= ts < u1 and view.keep(dims, i, include):
+            acc = row(view.key(dims, i, ts, zone))
+            acc["visits"] += ds.ev_visits[i]
+            acc["uniqueVisits"] += ds.ev_uv[i]
+            acc["clicks"] += ds.ev_clicks[i]
+            acc["cost_cents"] += view.money(ds.ev_cost[i])
+            acc["errors"] += ds.ev_errors[i]
+            acc["impressions"] += ds.ev_impr[i]
+    for r, event in enumerate(ds.cv_event):
+        when = ds.ev_ts[event] if mode == "VISIT" else ds.cv_post[r]
+        if u0 <= when < u1 and view.keep(dims, event, include):
+            acc = row(view.key(dims, event, when, zone))
+            slot = CONVERSION_TYPES[ds.cv_type[r]][0]
+            revenue = view.money(ds.cv_rev[r])
+            acc["conversions"] += 1
+            acc["revenue_cents"] += revenue
+            acc[f"customConversions{slot}"] += 1
+            acc[f"customRevenue{slot}_cents"] += revenue
+    return rows
+
+
+def row_key(row: dict[str, Any], group_by: Sequence[str]) -> tuple:
+    """Extract from a report row the key :meth:`truth_rows` uses for the same ``group_by``."""
+    return tuple(row[KEY_FIELD[canonical_dimension(g) or g]] for g in group_by)
+
+
+def conversions_between(
+    ds: Dataset, start_local: datetime, end_local: datetime, tz: str = "Etc/GMT"
+) -> list[dict[str, Any]]:
+    """All conversions with postback time in the wall-clock window, ordered like the API.
+
+    Each item: ``clickId``, ``conversionTypeId``, ``conversionType``, ``transactionId``,
+    ``revenue_cents`` (USD), ``postback_ts``/``visit_ts`` (epoch seconds),
+    ``postbackTimestamp``/``visitTimestamp`` (``YYYY-MM-DD hh:mm:ss AM`` in ``tz``),
+    ``campaignId`` and ``offerId``.
+    """
+    zone = ZoneInfo(tz)
+    u0, u1 = _window(start_local, end_local, tz)
+    picked = sorted((post, r) for r, post in enumerate(ds.cv_post) if u0 <= post < u1)
+    out = []
+    for post, r in picked:
+        event = ds.cv_event[r]
+        type_id, type_name, _, _, txn = CONVERSION_TYPES[ds.cv_type[r]]
+        out.append(
+            {
+                "clickId": ds.visit_id(event, ds.cv_click[r]),
+                "conversionTypeId": type_id,
+                "conversionType": type_name,
+                "transactionId": txn,
+                "revenue_cents": ds.cv_rev[r],
+                "postback_ts": post,
+                "visit_ts": ds.ev_ts[event],
+                "postbackTimestamp": datetime.fromtimestamp(post, zone).strftime(
+                    "%Y-%m-%d %I:%M:%S %p"
+                ),
+                "visitTimestamp": datetime.fromtimestamp(ds.ev_ts[event], zone).strftime(
+                    "%Y-%m-%d %I:%M:%S %p"
+                ),
+                "campaignId": ds.campaigns[ds.ev_c[event]]["id"],
+                "offerId": ds.offers[ds.ev_o[event]]["id"],
+            }
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- truth's own reading
@@ -263,7 +228,7 @@ class _TruthView:
     and money, from the entity dicts and the event columns (not the report engine's tables).
     """  # noqa: D205
 
-    def __init__(self, ds: TruthOracle, currency: str, workspaces: Sequence[str] | None) -> None:
+    def __init__(self, ds: Dataset, currency: str, workspaces: Sequence[str] | None) -> None:
         """Index the raw entity dicts of ``ds`` for one truth computation."""
         code = currency.upper()
         if code not in _TRUTH_RATES:
@@ -331,7 +296,7 @@ class _TruthView:
         """Workspaces, then ``include``: ACTIVE drops events whose grouped entity is archived."""
         if not self.in_workspaces(event):
             return False
-        if include in ("ALL", "TRAFFIC", "ENTITY"):
+        if include in ("ALL", "TRAFFIC"):
             return True
         archived = any(self.deleted[self.value[d](event)] for d in dims if d in ENTITY_DIMS)
         return archived if include == "ARCHIVED" else not archived
