@@ -159,6 +159,8 @@ class SyncRun:
 
     readings: Readings = field(default_factory=Readings)
     failures: dict[str, str] = field(default_factory=dict)
+    notices: set[str] = field(default_factory=set)
+    """Run-wide notices already logged (`stamps`: rows a changed setting leaves behind)."""
 
     def summary(self) -> str:
         """One line naming every failed stream and why."""

@@ -21,7 +21,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform, StreamMap
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     import requests
     from singer_sdk import RESTStream
@@ -69,13 +69,24 @@ def bookmark_ahead(stream: Stream, context: Context | None) -> Any:
     stream → (`partitions` → the one whose `context` matches) → `replication_key_value`,
     when `replication_key` is the stream's.
     """
+    state = peek_context_state(stream, context)
+    if state.get("replication_key") != stream.replication_key:
+        return None
+    return state.get("replication_key_value") or None
+
+
+def peek_context_state(stream: Stream, context: Context | None) -> Mapping[str, Any]:
+    """The state of a stream's `context` as the input state left it, read without writing.
+
+    Why: `Stream.get_context_state` creates the entry it returns; a stream planned ahead,
+    or a stamp compared before the sync writes its starting value, must not. The SDK's
+    layout: `bookmarks` → stream → (`partitions` → the one whose `context` matches).
+    """
     state = stream.tap_state.get("bookmarks", {}).get(stream.name) or {}
     if context:
         partitions = state.get("partitions") or []
         state = next((p for p in partitions if p.get("context") == dict(context)), {})
-    if state.get("replication_key") != stream.replication_key:
-        return None
-    return state.get("replication_key_value") or None
+    return state
 
 
 def tap_of(stream: Stream) -> Tap:

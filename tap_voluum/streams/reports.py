@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
 
     from tap_voluum.streams.windowed import Remedy
 
@@ -82,6 +83,12 @@ class ReportDefinition:
     def dimension_fields(self) -> tuple[str, ...]:
         """Every field the grouped dimensions bring, once each."""
         return tuple(dict.fromkeys(f for d in self.dimensions for f in d.fields))
+
+    def stamp(self) -> dict[str, str]:
+        """What a custom report's rows are made of: grouping, time bucket, columns."""
+        columns = "all" if self.columns == METRICS else ",".join(sorted(self.columns))
+        grouping = ",".join(d.group_by for d in self.dimensions)
+        return {"group_by": grouping, "granularity": self.granularity, "columns": columns}
 
 
 BUILT_IN_REPORTS: tuple[ReportDefinition, ...] = (
@@ -192,6 +199,15 @@ class ReportStream(WindowedStream):
         properties["timeZone"] = STRING
         properties["currency"] = STRING
         return {"type": "object", "properties": properties}
+
+    ROW_SETTINGS = (*WindowedStream.ROW_SETTINGS, "conversion_time_mode")
+
+    def row_settings(self, context: Context | None) -> dict[str, str]:
+        """The stream's settings stamp; a custom report's also names what it groups by."""
+        settings = super().row_settings(context)
+        if self.definition not in BUILT_IN_REPORTS:
+            settings.update(self.definition.stamp())
+        return settings
 
     @property
     def window_days(self) -> int | None:

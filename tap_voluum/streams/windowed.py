@@ -26,11 +26,11 @@ from tap_voluum.readings import Readings, mentions
 from tap_voluum.sdk_compat import (
     RecordHook,
     RecordWriter,
-    WindowBookmarks,
     sdk_path_reason,
     send_request,
     write_state,
 )
+from tap_voluum.stamps import SettingsStamped
 from tap_voluum.streams.pages import Page, PageScheduler, PageToken, pages_of_alone
 from tap_voluum.streams.reconcile import Reconciler
 from tap_voluum.streams.record_path import (
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     """A change of reading after Voluum refused a parameter; False when it has none."""
 
 
-class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
+class WindowedStream(RecordHook, SettingsStamped, SyncAhead):
     """A report-like endpoint read in date windows, incremental on a date-time key."""
 
     is_sorted = True
@@ -109,7 +109,7 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         conversions and cost corrections.
         """
         first = parse_setting_datetime(str(self.config["start_date"])).date()
-        starting = self.get_starting_replication_key_value(context)  # max(bookmark, start_date)
+        starting = self.resume_value(context)  # max(bookmark, start_date); settings changed: None
         if not starting:
             return first
         day = parse_setting_datetime(str(starting)).astimezone(self.tz).date()
