@@ -89,6 +89,32 @@ def peek_context_state(stream: Stream, context: Context | None) -> Mapping[str, 
     return state
 
 
+READINGS_KEY = "readings"
+"""The tap-level state entry (beside `bookmarks`) where a run keeps what it learned."""
+
+
+def tap_entry(state: Mapping[str, Any] | None, key: str) -> Any:
+    """A tap-level entry of an input state (`--state`, Meltano's stored state), or None.
+
+    Why: `Tap.load_state` copies the input's `bookmarks` alone into `Tap.state`; an entry
+    of the tap's own beside them must be read from the input and put back (`keep_tap_entry`).
+    """
+    return (state or {}).get(key)
+
+
+def keep_tap_entry(tap: Tap, key: str, value: Any) -> None:
+    """Put a tap-level entry in `Tap.state`: every STATE message carries it from now on.
+
+    Why: each STATE the SDK writes (after a stream, after a window, on SIGTERM) is
+    `Tap.state` whole (`StateWriter.write_state`), and Meltano keeps a STATE's value whole.
+    The value is replaced, never changed in place: a STATE being copied out meanwhile (in
+    another thread) sees the old value or the new one. Set the key once early (before any
+    thread runs) so `Tap.state` never changes size while it is copied.
+    """
+    state: dict[str, Any] = tap.state  # type: ignore[assignment]  # a TypedDict of bookmarks
+    state[key] = value
+
+
 def tap_of(stream: Stream) -> Tap:
     """The tap a stream belongs to.
 

@@ -26,7 +26,7 @@ from tap_voluum.errors import (
     VoluumConfigError,
     VoluumError,
 )
-from tap_voluum.readings import SyncRun
+from tap_voluum.readings import SyncRun, keep_readings
 from tap_voluum.sdk_compat import print_about
 from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.columns import ReportColumnsStream
@@ -213,6 +213,11 @@ class TapVoluum(Tap):
         super().__init__(*args, **kwargs)
         if self._strict:
             check_settings(self.config)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The SDK's bookmarks, and the readings earlier runs learned (`readings`)."""
+        super().load_state(state)
+        keep_readings(self, state, self.run)
 
     def discover_streams(self) -> list[Stream]:
         """Entities, built-in and custom reports, conversions, live events and the event log."""

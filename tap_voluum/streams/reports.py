@@ -276,25 +276,28 @@ class ReportStream(WindowedStream):
         for dim in dims:
             current = readings.spelling(dim.group_by, dim.candidates)
             named = mentions(exc.detail, current)  # the answer names it: no need to ask again
-            index = self._accepted_spelling(dim, window, skip_current=named)
-            readings.use_spelling(dim.group_by, index)
-            if dim.candidates[index] != current:
-                self.note_reading(exc, f"groupBy={dim.candidates[index]} from now on")
+            spelling = self._accepted_spelling(dim, window, current, skip_current=named)
+            readings.use_spelling(dim.group_by, spelling)
+            if spelling != current:
+                self.note_reading(exc, f"groupBy={spelling} from now on")
                 return True
         return False
 
-    def _accepted_spelling(self, dim: Dimension, window: Window, *, skip_current: bool) -> int:
+    def _accepted_spelling(
+        self, dim: Dimension, window: Window, current: str, *, skip_current: bool
+    ) -> str:
         start = self.candidates_from(dim)
-        for index in range(start + skip_current, len(dim.candidates)):
-            if self._probe(dim.candidates[index], window):
-                return index
-        tried = ", ".join(dim.candidates[start:])
+        rest = [c for c in dim.candidates[start:] if c != current]
+        for spelling in rest if skip_current else [current, *rest]:
+            if self._probe(spelling, window):
+                return spelling
+        tried = ", ".join(dict.fromkeys([current, *rest]))
         msg = f"Voluum refuses to group by {dim.group_by} (groupBy tried: {tried})"
         raise StreamFailure(msg)
 
     def candidates_from(self, dim: Dimension) -> int:
-        """Index of the spelling in use: earlier ones were refused already."""
-        return dim.candidates.index(self.readings.spelling(dim.group_by, dim.candidates))
+        """Index of the first spelling not refused in this run (the one in use comes first)."""
+        return self.readings.first_untried(dim.group_by, dim.candidates)
 
     def _probe(self, spelling: str, window: Window) -> bool:
         """Whether Voluum accepts `groupBy=<spelling>` (a one-row request, nothing else)."""
