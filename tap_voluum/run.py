@@ -21,6 +21,8 @@ class SyncRun:
     """Failed streams (`account/stream` with several accounts) and why."""
     accounts_failed: dict[str | None, str] = field(default_factory=dict)
     """Accounts whose work stopped (a rejected key, a denied endpoint) and why."""
+    notices: set[str] = field(default_factory=set)
+    """Run-wide notices already logged (`stamps`: rows a changed setting leaves behind)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_account(self, account: str | None, why: str, logger: logging.Logger) -> None:

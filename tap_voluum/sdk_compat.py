@@ -21,7 +21,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform, StreamMap
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     import requests
     from singer_sdk import RESTStream
@@ -69,13 +69,50 @@ def bookmark_ahead(stream: Stream, context: Context | None) -> Any:
     stream → (`partitions` → the one whose `context` matches) → `replication_key_value`,
     when `replication_key` is the stream's.
     """
+    state = peek_context_state(stream, context)
+    if state.get("replication_key") != stream.replication_key:
+        return None
+    return state.get("replication_key_value") or None
+
+
+def peek_context_state(stream: Stream, context: Context | None) -> Mapping[str, Any]:
+    """The state of a stream's `context` as the input state left it, read without writing.
+
+    Why: `Stream.get_context_state` creates the entry it returns; a stream planned ahead,
+    or a stamp compared before the sync writes its starting value, must not. The SDK's
+    layout: `bookmarks` → stream → (`partitions` → the one whose `context` matches).
+    """
     state = stream.tap_state.get("bookmarks", {}).get(stream.name) or {}
     if context:
         partitions = state.get("partitions") or []
         state = next((p for p in partitions if p.get("context") == dict(context)), {})
-    if state.get("replication_key") != stream.replication_key:
-        return None
-    return state.get("replication_key_value") or None
+    return state
+
+
+READINGS_KEY = "readings"
+"""The tap-level state entry (beside `bookmarks`) where a run keeps what it learned."""
+
+
+def tap_entry(state: Mapping[str, Any] | None, key: str) -> Any:
+    """A tap-level entry of an input state (`--state`, Meltano's stored state), or None.
+
+    Why: `Tap.load_state` copies the input's `bookmarks` alone into `Tap.state`; an entry
+    of the tap's own beside them must be read from the input and put back (`keep_tap_entry`).
+    """
+    return (state or {}).get(key)
+
+
+def keep_tap_entry(tap: Tap, key: str, value: Any) -> None:
+    """Put a tap-level entry in `Tap.state`: every STATE message carries it from now on.
+
+    Why: each STATE the SDK writes (after a stream, after a window, on SIGTERM) is
+    `Tap.state` whole (`StateWriter.write_state`), and Meltano keeps a STATE's value whole.
+    The value is replaced, never changed in place: a STATE being copied out meanwhile (in
+    another thread) sees the old value or the new one. Set the key once early (before any
+    thread runs) so `Tap.state` never changes size while it is copied.
+    """
+    state: dict[str, Any] = tap.state  # type: ignore[assignment]  # a TypedDict of bookmarks
+    state[key] = value
 
 
 def adopt_unpartitioned_state(state: dict[str, Any], account: str) -> dict[str, Any]:

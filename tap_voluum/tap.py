@@ -24,6 +24,7 @@ from tap_voluum.errors import (
     VoluumAuthError,
     VoluumError,
 )
+from tap_voluum.readings import keep_readings
 from tap_voluum.run import SyncRun
 from tap_voluum.sdk_compat import adopt_unpartitioned_state, print_about
 from tap_voluum.settings import check_settings
@@ -261,12 +262,16 @@ class TapVoluum(Tap):
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:
-        """The state given; one written before accounts is the `default` account's."""
+        """The SDK's bookmarks, and the readings earlier runs learned (`readings`).
+
+        A state written before accounts is the `default` account's (or the only one's).
+        """
         names = [a.name for a in accounts_from(self.config)] if self.config else []
         heir = (
             DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in names else (names[0] if len(names) == 1 else None)
         )
         super().load_state(adopt_unpartitioned_state(state, heir) if heir else state)
+        keep_readings(self, state, self.run.readings)
 
     def discover_streams(self) -> list[Stream]:
         """Entities, built-in and custom reports, conversions, live events and the event log.

@@ -280,3 +280,29 @@ def test_print_about_prints_and_exits(capsys: pytest.CaptureFixture[str]) -> Non
         sdk_compat.print_about(TapVoluum, about=True, about_format="json")
     assert stop.value.code in (0, None)
     assert json.loads(capsys.readouterr().out)["name"] == "tap-voluum"
+
+
+@pytest.mark.parametrize("context", [None, {"account": "south"}])
+def test_an_entry_beside_the_bookmark_is_kept_and_peeked(context: dict | None) -> None:
+    """A key of the tap's own in a context's state (a stamp) survives `--state` and STATE."""
+    tap = _WindowedTap(config={})
+    stream = tap.streams["things"]
+    stream.move_bookmark(context, "2026-01-02T23:00:00+00:00")
+    stream.get_context_state(context)["row_settings"] = {"timezone": "UTC"}
+    state = copy.deepcopy(tap.state)
+    again = _WindowedTap(config={}, state=state).streams["things"]
+    assert sdk_compat.peek_context_state(again, context)["row_settings"] == {"timezone": "UTC"}
+    assert again.tap_state == state, "peeking wrote nothing"
+    again._write_starting_replication_value(context)
+    assert again.get_context_state(context)["row_settings"] == {"timezone": "UTC"}, f"{FIX}"
+
+
+def test_a_tap_level_entry_rides_every_state() -> None:
+    """`load_state` keeps `bookmarks` only; an entry put back is in every STATE written."""
+    given = {"bookmarks": {}, "mine": {"learned": [1]}}
+    tap = _WindowedTap(config={}, state=given)
+    assert "mine" not in tap.state, f"{SDK}: load_state now keeps other keys; simplify"
+    sdk_compat.keep_tap_entry(tap, "mine", sdk_compat.tap_entry(given, "mine"))
+    states = [m["value"] for m in _synced(tap) if m["type"] == "STATE"]
+    assert states and all(s["mine"] == {"learned": [1]} for s in states), f"{SDK}: {FIX}"
+    assert "bookmarks" in states[-1]

@@ -87,6 +87,12 @@ class ReportDefinition:
         """Every field the grouped dimensions bring, once each."""
         return tuple(dict.fromkeys(f for d in self.dimensions for f in d.fields))
 
+    def stamp(self) -> dict[str, str]:
+        """What a custom report's rows are made of: grouping, time bucket, columns."""
+        columns = "all" if self.columns == METRICS else ",".join(sorted(self.columns))
+        grouping = ",".join(d.group_by for d in self.dimensions)
+        return {"group_by": grouping, "granularity": self.granularity, "columns": columns}
+
 
 BUILT_IN_REPORTS: tuple[ReportDefinition, ...] = (
     ReportDefinition("campaign_report", (DIMENSION_BY_NAME["campaign"],)),
@@ -197,6 +203,15 @@ class ReportStream(WindowedStream):
         properties["currency"] = STRING
         return {"type": "object", "properties": properties}
 
+    ROW_SETTINGS = (*WindowedStream.ROW_SETTINGS, "conversion_time_mode")
+
+    def row_settings(self, context: Context | None) -> dict[str, str]:
+        """The stream's settings stamp; a custom report's also names what it groups by."""
+        settings = super().row_settings(context)
+        if self.definition not in BUILT_IN_REPORTS:
+            settings.update(self.definition.stamp())
+        return settings
+
     @property
     def window_days(self) -> int | None:
         """Reports with no room for the day level read one day a time."""
@@ -266,27 +281,34 @@ class ReportStream(WindowedStream):
         for dim in dims:
             current = readings.spelling(dim.group_by, dim.candidates)
             named = mentions(exc.detail, current)  # the answer names it: no need to ask again
-            index = self._accepted_spelling(context, dim, window, skip_current=named)
-            readings.use_spelling(dim.group_by, index)
-            if dim.candidates[index] != current:
-                self.note_reading(exc, f"groupBy={dim.candidates[index]} from now on")
+            spelling = self._accepted_spelling(context, dim, window, current, skip_current=named)
+            readings.use_spelling(dim.group_by, spelling)
+            if spelling != current:
+                self.note_reading(exc, f"groupBy={spelling} from now on")
                 return True
         return False
 
     def _accepted_spelling(
-        self, context: Context | None, dim: Dimension, window: Window, *, skip_current: bool
-    ) -> int:
+        self,
+        context: Context | None,
+        dim: Dimension,
+        window: Window,
+        current: str,
+        *,
+        skip_current: bool,
+    ) -> str:
         start = self.candidates_from(dim)
-        for index in range(start + skip_current, len(dim.candidates)):
-            if self._probe(context, dim.candidates[index], window):
-                return index
-        tried = ", ".join(dim.candidates[start:])
+        rest = [c for c in dim.candidates[start:] if c != current]
+        for spelling in rest if skip_current else [current, *rest]:
+            if self._probe(context, spelling, window):
+                return spelling
+        tried = ", ".join(dict.fromkeys([current, *rest]))
         msg = f"Voluum refuses to group by {dim.group_by} (groupBy tried: {tried})"
         raise StreamFailure(msg)
 
     def candidates_from(self, dim: Dimension) -> int:
-        """Index of the spelling in use: earlier ones were refused already."""
-        return dim.candidates.index(self.readings.spelling(dim.group_by, dim.candidates))
+        """Index of the first spelling not refused in this run (the one in use comes first)."""
+        return self.readings.first_untried(dim.group_by, dim.candidates)
 
     def _probe(self, context: Context | None, spelling: str, window: Window) -> bool:
         """Whether Voluum accepts `groupBy=<spelling>` (a one-row request, nothing else)."""

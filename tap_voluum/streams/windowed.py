@@ -28,12 +28,11 @@ from tap_voluum.readings import Readings, mentions
 from tap_voluum.sdk_compat import (
     RecordHook,
     RecordWriter,
-    WindowBookmarks,
-    bookmark_ahead,
     sdk_path_reason,
     send_request,
     write_state,
 )
+from tap_voluum.stamps import SettingsStamped
 from tap_voluum.streams.pages import Page, PageScheduler, PageToken, pages_of_alone
 from tap_voluum.streams.reconcile import Reconciler
 from tap_voluum.streams.record_path import (
@@ -72,7 +71,7 @@ if TYPE_CHECKING:
     """A change of reading after Voluum refused a parameter; False when it has none."""
 
 
-class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
+class WindowedStream(RecordHook, SettingsStamped, SyncAhead):
     """A report-like endpoint read in date windows, incremental on a date-time key."""
 
     is_sorted = True
@@ -112,7 +111,7 @@ class WindowedStream(RecordHook, WindowBookmarks, SyncAhead):
         conversions and cost corrections.
         """
         first = parse_setting_datetime(str(self.settings(context)["start_date"])).date()
-        bookmark = bookmark_ahead(self, context)  # read as the SDK will start from it
+        bookmark = self.resume_value(context)  # read as the SDK starts; settings changed: None
         if not bookmark:
             return first
         day = parse_setting_datetime(str(bookmark)).astimezone(self.tz(context)).date()
