@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import bookmarks_of
 from voluum_sandbox import Dataset, SandboxServer
 
 pytestmark = pytest.mark.slow
@@ -531,7 +532,7 @@ def test_second_run_is_incremental(runs: dict, target: str) -> None:
     """The first run leaves bookmarks; the second starts from them (minus the lookback)."""
     first, second = _runs_of(runs, target)
     assert first["state"] is not None, f"no state saved by the first {target} run"
-    bookmarks = first["state"]["singer_state"]["bookmarks"]
+    bookmarks = bookmarks_of(first["state"]["singer_state"])  # the account `default`'s
     for stream in INCREMENTAL:
         assert bookmarks.get(stream, {}).get("replication_key_value"), (
             f"{target}: no bookmark for {stream}: {bookmarks.get(stream)}"
