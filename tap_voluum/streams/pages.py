@@ -191,6 +191,10 @@ class PageScheduler:
         future = entry.queue[0]
         while not future.done():
             self.feed.wait(future)
+        if not self.plan or self.plan[0] is not entry:
+            return False  # split while waiting (`learn_firsts`)
+        if entry.offsets is not None:
+            return True  # planned while waiting
         error = future.exception()
         if error is not None:
             self.answered = True  # with an error: what to ask next is known all the same
@@ -205,7 +209,7 @@ class PageScheduler:
         """Put a window's parts in its place; its answers so far are dropped."""
         for future in entry.queue:
             future.cancel()
-        index = self.plan.index(entry)
+        index = next(i for i, e in enumerate(self.plan) if e is entry)
         del self.plan[index]
         for offset, window in enumerate(parts):
             self.plan.insert(index + offset, _WindowPages(window))

@@ -113,7 +113,7 @@ class WindowPlan:
         *,
         days: int | None,
         widest: Callable[[], int | None] = lambda: None,
-        max_rows: int = MAX_WINDOW_ROWS,
+        max_rows: int | None = None,
     ) -> None:
         self.start = datetime.combine(first_day, datetime.min.time())
         self.end = end
@@ -122,7 +122,7 @@ class WindowPlan:
         """The user's `report_window_days`; None: automatic."""
         self.widest = widest
         """The widest span Voluum accepted in this run, if it refused one."""
-        self.max_rows = max_rows
+        self.max_rows = max_rows or MAX_WINDOW_ROWS
         self.rows_per_day: float | None = None
         self.described = False
         """Whether the plan line was logged."""
@@ -212,9 +212,9 @@ class WindowPlan:
         )
 
     def split_for_rows(self, window: Window, total_rows: int) -> list[Window]:
-        """The window cut in parts of about `max_rows` rows each."""
-        parts = min(window.days, math.ceil(total_rows / self.max_rows))
-        return cut(window.start, window.end, math.ceil(window.days / parts))
+        """The window cut in parts of at most `max_rows` rows each, at its rows per day."""
+        days = max(1, self.max_rows * window.days // max(total_rows, 1))
+        return cut(window.start, window.end, days)
 
     def split_in_halves(self, window: Window, *, after_errors: bool = False) -> list[Window]:
         """The window in two halves of whole days (the first half the longer)."""
