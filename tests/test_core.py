@@ -15,8 +15,10 @@ import pytest
 import requests
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_voluum.streams.reports import BUILT_IN_REPORTS, METRICS
+from tap_voluum.streams.dimensions import METRICS
+from tap_voluum.streams.reports import BUILT_IN_REPORTS
 from tap_voluum.tap import TapVoluum
+from tests.truth import ENTITY_STREAMS
 from voluum_sandbox import Dataset, SandboxServer
 
 pytestmark = pytest.mark.filterwarnings(
@@ -54,14 +56,6 @@ _UNMODELLED_METRICS = frozenset(
     }
 )
 # Entity fields Voluum serves (on some accounts) that the sandbox's entities never carry.
-ENTITY_KIND = {
-    "campaigns": "campaign",
-    "offers": "offer",
-    "landers": "lander",
-    "flows": "flow",
-    "traffic_sources": "traffic-source",
-    "affiliate_networks": "affiliate-network",
-}
 SANDBOX_LACKS: dict[str, frozenset[str]] = {
     **dict.fromkeys(REPORTS, _UNMODELLED_METRICS),
     "campaigns": frozenset({"notes", "clickRedirectType"}),
@@ -121,7 +115,7 @@ def test_what_the_catalog_leaves_out_is_really_missing_from_the_sandbox() -> Non
     assert set(METRICS) >= _UNMODELLED_METRICS, "only Voluum metrics the tap declares"
     assert not _UNMODELLED_METRICS & served
     assert not {"day", "hour"} & _UNMODELLED_METRICS, "a report's time fields are always tested"
-    for stream, kind in ENTITY_KIND.items():
+    for stream, kind in ENTITY_STREAMS.items():
         entities = _SERVER.dataset.entities(kind)
         assert entities
         carried = set().union(*(e.keys() for e in entities))

@@ -9,7 +9,7 @@ handful of them per run, not one per window.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import jsonschema
@@ -21,7 +21,11 @@ from tests.conftest import config_for
 from tests.helpers import SyncResult, bookmarks_of, run_cli, run_tap
 from tests.test_activity import served_live
 from tests.truth import (
+    CUSTOM_COUNTRY,
     DAILY_REPORTS,
+    ENTITY_STREAMS,
+    SHORT_END,
+    SHORT_START,
     assert_conversions_match,
     assert_daily_report_matches,
     assert_entities_match,
@@ -36,21 +40,13 @@ if TYPE_CHECKING:
     import requests
 
 TZ = "America/New_York"
-START = datetime(2026, 3, 2)
-END = datetime(2026, 3, 5)
+START = SHORT_START
+END = SHORT_END
 DAILY = DAILY_REPORTS
-ENTITIES = {
-    "campaigns": "campaign",
-    "offers": "offer",
-    "landers": "lander",
-    "flows": "flow",
-    "traffic_sources": "traffic-source",
-    "affiliate_networks": "affiliate-network",
-}
-CUSTOM = {"name": "campaign_country", "group_by": ["campaign", "country"]}
+CUSTOM = CUSTOM_COUNTRY
 STREAMS = {
     *DAILY,
-    *ENTITIES,
+    *ENTITY_STREAMS,
     "campaign_hourly_report",
     "campaign_country",
     "conversions",
@@ -133,7 +129,7 @@ def test_conversions_entities_and_event_log_equal_the_truth(
 ) -> None:
     _, result, server = dialect_sync
     assert_conversions_match(result.records["conversions"], server.dataset, START, END, TZ)
-    for stream, kind in ENTITIES.items():
+    for stream, kind in ENTITY_STREAMS.items():
         assert_entities_match(result.records[stream], server.dataset, kind)
     since = START.replace(tzinfo=timezone.utc).timestamp() * 1000
     expected = sorted(e["editTime"] for e in server.dataset.event_log if e["editTime"] >= since)

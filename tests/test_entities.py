@@ -9,30 +9,22 @@ import pytest
 from tap_voluum.streams.entities import normalize_country
 from tests.conftest import config_for
 from tests.helpers import run_tap
+from tests.truth import ENTITY_STREAMS
 
 if TYPE_CHECKING:
     from voluum_sandbox import SandboxServer
 
-KINDS = {
-    "campaigns": "campaign",
-    "offers": "offer",
-    "landers": "lander",
-    "flows": "flow",
-    "traffic_sources": "traffic-source",
-    "affiliate_networks": "affiliate-network",
-}
-
 
 @pytest.fixture(scope="module")
 def synced(sandbox: SandboxServer):
-    return run_tap(config_for(sandbox), {*KINDS, "workspaces"})
+    return run_tap(config_for(sandbox), {*ENTITY_STREAMS, "workspaces"})
 
 
-@pytest.mark.parametrize("stream", sorted(KINDS))
+@pytest.mark.parametrize("stream", sorted(ENTITY_STREAMS))
 def test_every_entity_arrives_archived_included(
     synced, sandbox: SandboxServer, stream: str
 ) -> None:
-    expected = {e["id"]: e for e in sandbox.dataset.entities(KINDS[stream])}
+    expected = {e["id"]: e for e in sandbox.dataset.entities(ENTITY_STREAMS[stream])}
     got = {r["id"]: r for r in synced.records[stream]}
     assert got.keys() == expected.keys()
     assert len(synced.records[stream]) == len(expected)  # no duplicates
@@ -75,7 +67,7 @@ def test_timestamps_and_nested_objects_keep_their_types(synced) -> None:
 
 
 def test_unicode_names_survive(synced, sandbox: SandboxServer) -> None:
-    names = {r["name"] for stream in KINDS for r in synced.records[stream]}
+    names = {r["name"] for stream in ENTITY_STREAMS for r in synced.records[stream]}
     assert any(not name.isascii() for name in names)
 
 
@@ -98,7 +90,7 @@ def test_single_user_account_has_no_workspaces(
 
 
 def test_no_field_of_the_sandbox_is_dropped(synced, sandbox: SandboxServer) -> None:
-    for stream, kind in KINDS.items():
+    for stream, kind in ENTITY_STREAMS.items():
         properties = set(synced.schemas[stream]["schema"]["properties"])
         sent = set().union(*(e.keys() for e in sandbox.dataset.entities(kind)))
         assert sent <= properties, f"{stream} would drop {sent - properties}"

@@ -9,14 +9,21 @@ takes dashed ones only, epoch times against one that takes ISO only) are learned
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import date, timezone
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_cli, run_tap
-from tests.truth import DAILY_REPORTS, assert_daily_report_matches, assert_rows_match
+from tests.truth import (
+    CUSTOM_COUNTRY,
+    DAILY_REPORTS,
+    SHORT_END,
+    SHORT_START,
+    assert_daily_report_matches,
+    assert_rows_match,
+)
 from voluum_sandbox import Dataset, SandboxServer
 
 if TYPE_CHECKING:
@@ -24,9 +31,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 TZ = "America/New_York"
-START = datetime(2026, 3, 2)
-END = datetime(2026, 3, 5)
-CUSTOM = {"name": "campaign_country", "group_by": ["campaign", "country"]}
+START = SHORT_START
+END = SHORT_END
+CUSTOM = CUSTOM_COUNTRY
 STREAMS = {*DAILY_REPORTS, "campaign_country", "conversions", "event_log"}
 TAKEN_OVER = "what earlier runs learned of this Voluum, taken over"
 

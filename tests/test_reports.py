@@ -366,7 +366,7 @@ def test_without_column_info_the_built_in_types_serve(
 
 
 def test_account_columns_join_the_built_in_reports() -> None:
-    from tap_voluum.streams.reports import account_columns
+    from tap_voluum.streams.dimensions import account_columns
 
     mappings = {
         "visits": "integer",

@@ -22,14 +22,14 @@ from tap_voluum.shapes import RowDecoder, Shape
 from tap_voluum.streams.fields import INTEGER, KEY_STRING, NUMBER, STRING
 from tests.conftest import config_for
 from tests.helpers import SyncResult, run_tap
-from tests.truth import DAILY_REPORTS
+from tests.truth import CUSTOM_COUNTRY, DAILY_REPORTS, SHORT_START
 from voluum_sandbox import Dataset, SandboxServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 TZ = "America/New_York"
-START = datetime(2026, 3, 2)
+START = SHORT_START
 END = datetime(2026, 3, 4)
 ENTITIES = (
     "campaigns",
@@ -40,7 +40,7 @@ ENTITIES = (
     "affiliate_networks",
     "workspaces",
 )
-CUSTOM = {"name": "campaign_country", "group_by": ["campaign", "country"]}
+CUSTOM = CUSTOM_COUNTRY
 STREAMS = {
     *DAILY_REPORTS,
     *ENTITIES,

@@ -30,6 +30,21 @@ COUNTS = (
     *(f"customConversions{n}" for n in range(1, 6)),
 )
 AMOUNTS = ("revenue", "cost", *(f"customRevenue{n}" for n in range(1, 6)))
+# The entity streams and the sandbox's kind of each.
+ENTITY_STREAMS = {
+    "campaigns": "campaign",
+    "offers": "offer",
+    "landers": "lander",
+    "flows": "flow",
+    "traffic_sources": "traffic-source",
+    "affiliate_networks": "affiliate-network",
+}
+# A custom report the full-sync tests add to the built-in ones.
+CUSTOM_COUNTRY = {"name": "campaign_country", "group_by": ["campaign", "country"]}
+# The short range of the full-sync tests on small datasets: local days 2026-03-02 .. 03-04.
+SHORT_START = datetime(2026, 3, 2)
+SHORT_END = datetime(2026, 3, 5)
+
 ENTITY_KEY = {
     "campaign": "campaignId",
     "offer": "offerId",
