@@ -154,7 +154,7 @@ class RecordHook(Stream):
     Why: `Stream._write_record_message(record)` is where the SDK's `_sync_records` loop
     writes each record (deselected properties popped, stream maps, a `RecordMessage`, a
     flush); it has no public hook. Every STATE goes through `Stream._write_state_message`,
-    where records written but still buffered (`flush_records`) go out first. Everything
+    where records written but still buffered (`RecordWriter.flush`) go out first. Everything
     else in that loop stays the SDK's.
     """
 

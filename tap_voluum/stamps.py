@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from typing_extensions import override
+
 from tap_voluum.accounts import account_of
 from tap_voluum.sdk_compat import WindowBookmarks, bookmark_ahead, peek_context_state
 
@@ -131,6 +133,7 @@ class SettingsStamped(WindowBookmarks):
         super().move_bookmark(context, value)
         self.get_context_state(context)[STAMP_KEY] = self.row_settings(context)
 
+    @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
         """The stream's records; first, one WARNING if the settings changed since its bookmark."""
         self.announce_changes(context)

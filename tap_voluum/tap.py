@@ -273,6 +273,7 @@ class TapVoluum(Tap):
         super().load_state(adopt_unpartitioned_state(state, heir) if heir else state)
         keep_readings(self, state, self.run.readings)
 
+    @override
     def discover_streams(self) -> list[Stream]:
         """Entities, built-in and custom reports, conversions, live events and the event log.
 
@@ -405,6 +406,7 @@ class TapVoluum(Tap):
         return contexts[: len(accounts)]
 
     @classmethod
+    @override
     def invoke(  # type: ignore[override]
         cls,
         *,
@@ -438,12 +440,14 @@ class TapVoluum(Tap):
                 fail(tap.run.summary())
 
     @classmethod
+    @override
     def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
         """`--discover`, a rejected key or a bad setting ending in one line."""
         with one_line_errors():
             super().cb_discover(ctx, param, value)
 
     @classmethod
+    @override
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
         """`--test`: our connection test (one closing line); errors end in one line."""
         with one_line_errors():

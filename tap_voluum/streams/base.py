@@ -110,6 +110,7 @@ class VoluumStream(RESTStream[Any]):
     # --- accounts -------------------------------------------------------------------
 
     @property
+    @override
     def partitions(self) -> list[dict] | None:
         """One partition per account: each account keeps its own bookmarks."""
         if self.parent_stream_type is not None:
@@ -137,11 +138,13 @@ class VoluumStream(RESTStream[Any]):
     # --- the SDK's hooks ----------------------------------------------------------------
 
     @property
+    @override
     def url_base(self) -> str:
         """Voluum's API root, `https://api.voluum.com` unless `api_url` says otherwise."""
         return self.client.api_url
 
     @property
+    @override
     def requests_session(self) -> VoluumHTTP:
         """The tap's rate-limited session."""
         return self.client.http
@@ -152,24 +155,29 @@ class VoluumStream(RESTStream[Any]):
         return self.client.limiter
 
     @property
+    @override
     def authenticator(self) -> AccountSessions:
         """The tap's access-key sessions: each request gets its account's token."""
         return self.client.sessions
 
     @property
+    @override
     def timeout(self) -> int:
         """Seconds to wait for one answer (`request_timeout`)."""
         return self.client.timeout
 
     @property
+    @override
     def http_headers(self) -> dict:
         """Headers Voluum's clients send on every call."""
         return {"Accept": "application/json", "User-Agent": self.user_agent}
 
+    @override
     def get_new_paginator(self) -> BaseAPIPaginator:
         """Entity lists come in one page."""
         return SinglePagePaginator()
 
+    @override
     def validate_response(self, response: requests.Response) -> None:
         """The client's checks; a 403/404 from an endpoint this account lacks is no error."""
         if self.absent_means and response.status_code in self.ABSENT_STATUSES:
@@ -184,10 +192,12 @@ class VoluumStream(RESTStream[Any]):
         """A fatal error with Voluum's status and code."""
         return api_error(response)
 
+    @override
     def response_error_message(self, response: requests.Response) -> str:
         """One line: endpoint (no query string), status, Voluum's code and message."""
         return error_message(response)
 
+    @override
     def request_decorator(self, func: Any) -> Any:
         """The one retry policy, through the SDK's backoff hooks below."""
         return retrying(
@@ -198,24 +208,29 @@ class VoluumStream(RESTStream[Any]):
             spread=self.backoff_jitter,
         )
 
+    @override
     def backoff_max_tries(self) -> int:
         """One try plus `max_retries` retries."""
         return self.client.max_tries
 
+    @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
         """Exponential waits from 0.5 s (capped at 30 s) unless Voluum says `Retry-After`."""
         return retry_waits()
 
+    @override
     def backoff_jitter(self, value: float) -> float:
         """Spread retries by up to a quarter of the wait."""
         return jitter(value)
 
+    @override
     def backoff_handler(self, details: Details) -> None:
         """Log each retry on one line, without query strings or headers."""
         self.logger.warning("%s", retry_line(self.name, details))
 
     # --- one stream's failure is that stream's alone -----------------------------------
 
+    @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
         """`read_records`, but a failure stops this stream alone, with one ERROR line.
 
@@ -255,6 +270,7 @@ class VoluumStream(RESTStream[Any]):
         """What makes each record fit the schema this stream declares (`tap_voluum.shapes`)."""
         return Shape(self.schema)
 
+    @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Every value in its declared type (objects reduced to text, "" to null); its account."""
         if not self.fitted_when_decoded:
@@ -262,6 +278,7 @@ class VoluumStream(RESTStream[Any]):
         row["account"] = account_of(context) or self.client.account(None).name
         return row
 
+    @override
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """Yield the items of Voluum's list wrapper (or of a bare list)."""
         if self.absent_means and response.status_code in self.ABSENT_STATUSES:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import SchemaDirectory, StreamSchema
+from typing_extensions import override
 
 from tap_voluum import schemas
 from tap_voluum.streams.base import VoluumStream
@@ -59,10 +60,12 @@ class EntityStream(VoluumStream):
         self.records_key = entity.records_key
         super().__init__(tap, name=entity.name, path=entity.path)
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """Ask for archived entities too: they arrive with `deleted: true`."""
         return {"includeDeleted": "true"}
 
+    @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Give `country` (and each of `countries`) one shape, then fit the schema."""
         if "country" in row:
@@ -75,6 +78,7 @@ class EntityStream(VoluumStream):
 class CampaignsStream(EntityStream):
     """`GET /campaign`: also the parent of the live click and visit streams."""
 
+    @override
     def generate_child_contexts(self, record: dict, context: Context | None) -> Iterable[dict]:
         """Live clicks and visits are read for active campaigns only."""
         if not record.get("deleted"):
@@ -86,6 +90,7 @@ class WorkspacesStream(EntityStream):
 
     absent_means = "a single-user account has no workspaces"
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """The workspace list takes no parameters."""
         return {}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 from singer_sdk.pagination import BaseAPIPaginator
+from typing_extensions import override
 
 from tap_voluum.client import decoded, extract_list
 from tap_voluum.errors import StreamFailure, VoluumAPIError
@@ -122,6 +123,7 @@ class EventLogStream(VoluumStream):
         },
     }
 
+    @override
     def get_new_paginator(self) -> RowsPaginator:
         """Pages of up to `PAGE_SIZE` entries, by the entries received."""
         return RowsPaginator(self.records_key)
@@ -135,6 +137,7 @@ class EventLogStream(VoluumStream):
             start = datetime.now(timezone.utc) - timedelta(days=FIRST_SYNC_DAYS)
         return start.astimezone(timezone.utc)
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """From the bookmark's hour, oldest first, in the time format this Voluum reads."""
         since = self.since(context).replace(minute=0, second=0, microsecond=0)

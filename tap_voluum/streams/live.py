@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import msgspec
+from typing_extensions import override
 
 from tap_voluum.streams.base import VoluumStream
 from tap_voluum.streams.conversions import voluum_timestamp
@@ -49,6 +50,7 @@ class LiveEventsStream(VoluumStream):
         },
     }
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """As many recent events as Voluum gives, timestamps in the report zone."""
         return {"limit": LIVE_LIMIT, "tz": str(self.settings(context)["timezone"])}
@@ -62,12 +64,14 @@ class LiveEventsStream(VoluumStream):
             if since is None or datetime.fromisoformat(record["timestamp"]) >= since:
                 yield record
 
+    @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """A row that does not say its campaign (null, "") is of the campaign asked for."""
         if not row.get("campaignId") and context and context.get("campaignId"):
             row["campaignId"] = context["campaignId"]
         return super().post_process(row, context)
 
+    @override
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """Oldest first, with ISO timestamps, so the bookmark can follow the rows."""
         asked = parse_qs(urlsplit(response.request.url or "").query).get("tz")

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import PageContext
+from typing_extensions import override
 
 from tap_voluum.accounts import account_of
 from tap_voluum.errors import StreamFailure, VoluumAPIError
@@ -169,6 +170,7 @@ class WindowedStream(RecordHook, SettingsStamped, SyncAhead):
             params["workspaces"] = list(settings["workspace_ids"])
         return params
 
+    @override
     def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
         """The window's parameters plus `limit`/`offset`."""
         assert isinstance(next_page_token, PageToken)
@@ -363,18 +365,14 @@ class WindowedStream(RecordHook, SettingsStamped, SyncAhead):
             try:
                 yield from self._read(context, scheduler)
             finally:
-                self.flush_records()
+                if self.record_writer:
+                    self.record_writer.flush()  # the records of a window cut short too
                 self.record_writer = None
         if self.reconciler:
             self.reconciler.summary()
 
     _batched = False
     _windows_done = 0
-
-    def flush_records(self) -> None:
-        """Write out the RECORD lines still buffered."""
-        if self.record_writer:
-            self.record_writer.flush()
 
     def make_record_writer(self) -> RecordWriter | None:
         """The writer of this stream's RECORD lines, or None for the SDK's own path."""
