@@ -88,8 +88,9 @@ def assert_account_truth(records: dict[str, list[dict]], account: str, dataset: 
 
 
 def test_three_accounts_each_get_exactly_their_own_rows(
-    agency: SandboxServer, datasets: list[Dataset]
+    agency: SandboxServer, datasets: list[Dataset], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     result = run_tap(agency_config(agency), STREAMS)
     assert result.failures == {}
     for name, dataset in zip(NAMES, datasets, strict=True):
@@ -99,6 +100,11 @@ def test_three_accounts_each_get_exactly_their_own_rows(
         assert {r["account"] for r in records} == set(NAMES), stream
         assert result.schemas[stream]["key_properties"][0] == "account"
         assert len(result.keyed(stream)) == len(records), f"{stream}: keys collide"
+    said = [r.getMessage() for r in caplog.records]
+    for name in NAMES:  # each account's plan and windows, named
+        for stream in WINDOWED:
+            assert sum(m.startswith(f"{name}/{stream}: plan: ") for m in said) == 1
+            assert any(m.startswith(f"{name}/{stream}: window 1/") for m in said)
     for name in NAMES:
         marks = bookmarks_of(result.final_state, name)
         for stream in WINDOWED:

@@ -121,6 +121,11 @@ class VoluumStream(RESTStream[Any]):
         """The settings of the context's account (its own `timezone`, `currency`, ...)."""
         return self.client.account(account_of(context)).settings(self.config)
 
+    def label(self, context: Context | None) -> str:
+        """The stream's name in log lines: `account/stream` when there are several accounts."""
+        account = account_of(context)
+        return f"{account}/{self.name}" if account and len(self.client.accounts) > 1 else self.name
+
     def failed_for(self, context: Context | None) -> bool:
         """Whether this stream, or the whole account, stopped for the context's account."""
         account = account_of(context)
@@ -257,10 +262,8 @@ class VoluumStream(RESTStream[Any]):
     def fail(self, exc: Exception, context: Context | None = None) -> None:
         """Stop this stream (for the context's account): one ERROR line, kept for the end."""
         why = str(exc) if isinstance(exc, (VoluumError, RetriableAPIError)) else repr(exc)
-        account = account_of(context)
-        self.__dict__.setdefault("failures", {})[account] = why
-        several = len(self.client.accounts) > 1
-        what = f"{account}/{self.name}" if several and account else self.name
+        self.__dict__.setdefault("failures", {})[account_of(context)] = why
+        what = self.label(context)
         self.run.failures[what] = why
         self.logger.error("%s: stream failed, the other streams go on: %s", what, why)
         self.logger.debug("%s: failure details", what, exc_info=exc)

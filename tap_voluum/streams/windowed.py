@@ -124,7 +124,9 @@ class WindowedStream(RecordHook, SettingsStamped, SyncAhead):
         first = self.range_start_day(context)
         if self.connection_test:
             first = max(first, (end - timedelta(hours=1)).date())
-        return WindowPlan(first, end, days=self.window_days, widest=self.readings.widest_span)
+        plan = WindowPlan(first, end, days=self.window_days, widest=self.readings.widest_span)
+        plan.label = self.label(context)
+        return plan
 
     def bookmark_after(self, context: Context | None, window: Window) -> str:
         """The bookmark once `window` is written: the start of its last bucket."""
@@ -462,11 +464,11 @@ class WindowedStream(RecordHook, SettingsStamped, SyncAhead):
             rate = float(self.config["max_requests_per_second"])
             served = first.row_count if first.row_count < (first.total_rows or 0) else 0
             line = plan.describe(served, self.page_size, rate)
-            self.logger.info("%s: plan: %s", self.name, line)
+            self.logger.info("%s: plan: %s", plan.label, line)
         total = None if first is None else first.total_rows
         parts, why, warning = plan.resize(window, total, error, self.readings.refuse_span)
         if why:
-            self.logger.log(logging.WARNING if warning else logging.INFO, "%s: %s", self.name, why)
+            self.logger.log(logging.WARNING if warning else logging.INFO, "%s: %s", plan.label, why)
         return parts
 
     def _log_progress(self, window: Window, scheduler: PageScheduler) -> None:
@@ -477,7 +479,7 @@ class WindowedStream(RecordHook, SettingsStamped, SyncAhead):
         pace = (time.monotonic() - self._started) / done
         self.logger.info(
             "%s: window %d/%d %s done: %d rows, %d requests, %.2f s; about %s left",
-            self.name,
+            scheduler.windows.label or self.name,
             done,
             done + max(left, 0),
             window,

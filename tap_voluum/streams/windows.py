@@ -126,6 +126,8 @@ class WindowPlan:
         self.rows_per_day: float | None = None
         self.described = False
         """Whether the plan line was logged."""
+        self.label = ""
+        """Whose plan this is in log lines (`account/stream` with several accounts)."""
 
     @property
     def automatic(self) -> bool:
