@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 import requests
@@ -44,9 +45,11 @@ from tap_voluum.streams.reports import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 MAX_PAGE_SIZE = 100_000
+
+T = TypeVar("T")
 
 CUSTOM_REPORT = th.ObjectType(
     th.Property(
@@ -309,15 +312,8 @@ class TapVoluum(Tap):
         """
         columns: dict[str, str] = {}
         named: dict[str, dict[str, str]] = {}
-        for name in self.client.accounts:
-            try:
-                mappings = self.column_mappings(name)
-            except VoluumAuthError as exc:
-                if len(self.client.accounts) == 1:
-                    raise
-                self.run.fail_account(name, "access key rejected", self.logger)
-                self.logger.debug("%s: %s", name, exc)
-                continue
+        found: dict[str, list[dict]] = self.for_each_account(self.column_mappings)
+        for name, mappings in found.items():
             for m in mappings:
                 columns.setdefault(str(m["key"]), str(m.get("type") or ""))
                 if m.get("label"):
@@ -362,16 +358,26 @@ class TapVoluum(Tap):
         A rejected key ends the run (one account), or that account's work (several).
         """
         sessions = self.client.sessions.by_account
-        for name, session in sessions.items():
-            if name in self.run.accounts_failed:
-                continue
+        self.for_each_account(lambda name: sessions[name].token())
+
+    def for_each_account(self, call: Callable[[str], T]) -> dict[str, T]:
+        """`call(account)` for every account still going, side by side, in account order.
+
+        A rejected key ends the run (one account), or that account's work (several).
+        """
+        names = [n for n in self.client.accounts if n not in self.run.accounts_failed]
+        with ThreadPoolExecutor(max_workers=max(1, min(len(names), 8))) as pool:
+            futures = {name: pool.submit(call, name) for name in names}
+        done: dict[str, T] = {}
+        for name, future in futures.items():
             try:
-                session.token()
+                done[name] = future.result()
             except VoluumAuthError as exc:
-                if len(sessions) == 1:
+                if len(self.client.accounts) == 1:
                     raise
                 self.run.fail_account(name, "access key rejected", self.logger)
                 self.logger.debug("%s: %s", name, exc)
+        return done
 
     def test_connection(self) -> None:
         """Log in, read one record of every stream, and end with one line saying so."""

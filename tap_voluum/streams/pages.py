@@ -15,7 +15,8 @@
 - First request alone: until a stream's first request is answered, that stream sends
   nothing else, and no stream sends its first request while another stream's first is
   unanswered, so a reading Voluum refuses (`tap_voluum.readings`) is learned once, not per
-  window.
+  window. Once one account's first request of a stream is answered, the other accounts'
+  units of that stream go without waiting (`kin`): accounts are read side by side.
 - Paging: a window's first page gives `totalRows` and the page size Voluum really serves
   (the rows it brought, whatever `limit` it echoes, if any); the other offsets follow.
   A page short of what was expected is followed at once by a request for the rest. The
@@ -133,8 +134,11 @@ class PageScheduler:
         page_size: int,
         resize: Resize,
         on_last_windows: Callable[[], None] | None = None,
+        kin: str = "",
     ) -> None:
         self.fetch = fetch
+        self.kin = kin
+        """The stream (of any account) whose answered first request taught its readings."""
         self.windows = plan  # windows not yet cut
         self.feed = feed
         self.page_size = page_size
@@ -231,6 +235,7 @@ class PageScheduler:
     def _learn(self, entry: _WindowPages, page: Page) -> bool:
         """Take in a page; a first page plans the rest, or splits its window (False)."""
         self.answered = True
+        self.feed.learned.add(self.kin)
         self.page_bytes = max(self.page_bytes, page.size)
         if entry.offsets is None:
             parts = self.resize(entry.window, page, None)
@@ -303,9 +308,14 @@ class PageScheduler:
             return False
         return self._new_window()
 
+    @property
+    def knows_readings(self) -> bool:
+        """Whether a first request of this stream (this account's or another's) was answered."""
+        return self.answered or self.kin in self.feed.learned
+
     def ask_next(self) -> bool:
         """Ask for one more page: follow-up pages of the earliest windows, then a new window."""
-        if not self.answered:
+        if not self.knows_readings:
             return False
         unasked = next((e for e in self.plan if e.offsets), None)
         if unasked is not None and unasked.offsets:
@@ -324,6 +334,7 @@ class PageFeed:
         self.max_running = self.workers + 2
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="voluum")
         self.schedulers: list[PageScheduler] = []  # in sync order: the first is being read
+        self.learned: set[str] = set()  # streams whose first request was answered
         self.closed = False
 
     def close(self) -> None:
@@ -357,7 +368,7 @@ class PageFeed:
         got room to ask for all its windows already.
         """
         last = self.schedulers[-1] if self.schedulers else None
-        if last and last.on_last_windows and last.answered and last.near_end():
+        if last and last.on_last_windows and last.knows_readings and last.near_end():
             prime, last.on_last_windows = last.on_last_windows, None
             prime()
 
@@ -370,14 +381,15 @@ class PageFeed:
         first_asks = [
             later
             for earlier, later in itertools.pairwise(self.schedulers)
-            if not later.started and earlier.answered and earlier.near_end()
+            if not later.started and earlier.knows_readings and earlier.near_end()
         ]
         return [*first_asks[:1], *self.schedulers]
 
     def _ask(self, scheduler: PageScheduler) -> bool:
         if not scheduler.started:
             earlier = self.schedulers[: self.schedulers.index(scheduler)]
-            return all(s.answered for s in earlier) and scheduler.ask_first()
+            first_alone = all(s.knows_readings for s in earlier) or scheduler.knows_readings
+            return first_alone and scheduler.ask_first()
         return scheduler.ask_next()
 
     def _has_room(self, scheduler: PageScheduler) -> bool:

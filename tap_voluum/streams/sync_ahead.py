@@ -156,6 +156,7 @@ class SyncAhead(VoluumStream):
             page_size=self.page_size,
             resize=partial(self.resize, plan),
             on_last_windows=partial(self._plan_next_unit, context),
+            kin=self.name,
         )
 
     def _plan_next_unit(self, context: Context | None) -> None:
