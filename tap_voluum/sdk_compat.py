@@ -205,8 +205,9 @@ def sdk_path_reason(stream: Stream, written: Iterable[str]) -> str | None:
     """
     mask = stream.mask
     reasons = {
-        "the tap writes messages with another writer": type(tap_of(stream).message_writer)
-        is not MsgSpecWriter,
+        "the tap writes messages with another writer": not isinstance(
+            tap_of(stream).message_writer, MsgSpecWriter
+        ),
         "records are type-conformed": stream.TYPE_CONFORMANCE_LEVEL != TypeConformanceLevel.NONE,
         "full-table records carry a table version": stream.replication_method != "INCREMENTAL",
         "a field it writes is not selected": not all(
@@ -304,6 +305,19 @@ class RecordWriter:
                 written = out.write(data)  # a raw (unbuffered) stdout may take only a part
                 data = data[written if written is not None else len(data) :]
             out.flush()
+
+
+class WholeLineWriter(MsgSpecWriter):
+    """The SDK's msgspec writer, each message written whole: no signal handler in between.
+
+    Why: the SDK's SIGTERM/SIGINT handler writes a STATE line to stdout from the main
+    thread; run while a large write to a full pipe is retried, it would cut a line in two.
+    """
+
+    def write_message(self, message: Any) -> None:
+        """Write one message with SIGTERM and SIGINT held."""
+        with signals_held():
+            super().write_message(message)
 
 
 @contextmanager

@@ -13,7 +13,6 @@ import click
 import requests
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
@@ -27,7 +26,7 @@ from tap_voluum.errors import (
 )
 from tap_voluum.readings import keep_readings
 from tap_voluum.run import SyncRun
-from tap_voluum.sdk_compat import adopt_unpartitioned_state, print_about
+from tap_voluum.sdk_compat import WholeLineWriter, adopt_unpartitioned_state, print_about
 from tap_voluum.settings import check_settings
 from tap_voluum.streams.base import VoluumStream, keyed_by_account
 from tap_voluum.streams.columns import ReportColumnsStream
@@ -103,7 +102,7 @@ class TapVoluum(Tap):
     """Singer tap for the Voluum ad-tracking API."""
 
     name = "tap-voluum"
-    message_writer_class = MsgSpecWriter
+    message_writer_class = WholeLineWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
