@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.truth import CUSTOM_COUNTRY, SHORT_END, SHORT_START, TZ
 from voluum_sandbox import Dataset, SandboxServer
 
 if TYPE_CHECKING:
@@ -59,3 +60,14 @@ def config_for(server: SandboxServer, **overrides: object) -> dict:
 def config(sandbox: SandboxServer) -> dict:
     """Config for the shared sandbox."""
     return config_for(sandbox)
+
+
+def short_config(server: SandboxServer, end: datetime = SHORT_END) -> dict:
+    """The full-sync tests' config: local days from 2026-03-02 to `end`, a custom report."""
+    return config_for(
+        server,
+        start_date=SHORT_START.isoformat() + "Z",
+        end_date=end.isoformat() + "Z",
+        timezone=TZ,
+        custom_reports=[CUSTOM_COUNTRY],
+    )

@@ -17,7 +17,7 @@ import pytest
 
 from tap_voluum.client import PageHead
 from tap_voluum.streams.base import VoluumStream
-from tests.conftest import config_for
+from tests.conftest import short_config
 from tests.helpers import SyncResult, bookmarks_of, run_cli, run_tap
 from tests.test_activity import served_live
 from tests.truth import (
@@ -65,13 +65,7 @@ def small() -> Dataset:
 
 
 def _config(server: SandboxServer) -> dict:
-    return config_for(
-        server,
-        start_date=START.isoformat() + "Z",
-        end_date=END.isoformat() + "Z",
-        timezone=TZ,
-        custom_reports=[CUSTOM],
-    )
+    return short_config(server, END)
 
 
 @pytest.fixture(scope="module", params=["plain", *DIALECTS])

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import config_for
+from tests.conftest import short_config
 from tests.helpers import SyncResult, run_cli, run_tap
 from tests.truth import (
     CUSTOM_COUNTRY,
@@ -50,13 +50,7 @@ def server(request: pytest.FixtureRequest, small: Dataset) -> Iterator[SandboxSe
 
 
 def config(server: SandboxServer) -> dict:
-    return config_for(
-        server,
-        start_date=START.isoformat() + "Z",
-        end_date=END.isoformat() + "Z",
-        timezone=TZ,
-        custom_reports=[CUSTOM],
-    )
+    return short_config(server, END)
 
 
 def refused(server: SandboxServer) -> list[dict]:

@@ -20,7 +20,7 @@ import pytest
 
 from tap_voluum.shapes import RowDecoder, Shape
 from tap_voluum.streams.fields import INTEGER, KEY_STRING, NUMBER, STRING
-from tests.conftest import config_for
+from tests.conftest import short_config
 from tests.helpers import SyncResult, run_tap
 from tests.truth import CUSTOM_COUNTRY, DAILY_REPORTS, SHORT_START
 from voluum_sandbox import Dataset, SandboxServer
@@ -147,13 +147,7 @@ def small() -> Dataset:
 
 
 def _config(server: SandboxServer) -> dict:
-    return config_for(
-        server,
-        start_date=START.isoformat() + "Z",
-        end_date=END.isoformat() + "Z",
-        timezone=TZ,
-        custom_reports=[CUSTOM],
-    )
+    return short_config(server, END)
 
 
 @pytest.fixture(scope="module")
