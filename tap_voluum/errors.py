@@ -122,3 +122,7 @@ def voluum_error(body: bytes) -> tuple[str, str] | None:
     if isinstance(messages, list):
         parts.extend(str(m) for m in messages if m)
     return code, "; ".join(p for p in parts if p)
+
+
+RUN_ENDING_ERRORS = (VoluumAuthError, VoluumConfigError, DeniedEndpointError)
+"""Errors that end the run (one account) or the account's work: every stream meets them."""

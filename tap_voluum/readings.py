@@ -9,13 +9,12 @@ says nothing of formats or spellings, `VoluumAPIError.refuses_range`), or
 `PARAMETER_MISSING` about one the tap can add, the stream changes one of these parameters,
 and what worked
 is kept here for every stream of the run, so a refused reading costs a handful of requests
-per run, not one per window.
+per run, not one per window (`remedies.Remedies` makes the changes). Why it earns its lines:
+every reading of `../shared/voluum-api.md` §9-§11 gives the same records.
 
-What a run learned is also kept in the state (`snapshot`, beside the bookmarks; the layout
-is `sdk_compat`'s), and the next run starts from it (`take_over`): a daily sync against an
-account with id-style `groupBy` refuses nothing after its first run. A reading taken over
-that Voluum refuses now is learned again as in a first run: every spelling is tried again,
-the one in use first.
+Each run learns again: a refused reading costs a refused request and, for a `groupBy`
+spelling, one-row probes (a handful of requests per run), which is not worth a state key.
+`snapshot` says what the run settled on.
 """
 
 from __future__ import annotations
@@ -23,15 +22,11 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from tap_voluum.sdk_compat import READINGS_KEY, keep_tap_entry, tap_entry
-
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Sequence
 
-    from singer_sdk import Tap
 
 # A sort column Voluum may refuse in one reading (`campaignId`, `countryCode`, `clickId`).
 _ID_COLUMN = re.compile(r"(Id|Code)$")
@@ -56,12 +51,7 @@ class Readings:
     version: int = 0
     """Bumped on every change, so a request built before a change is simply sent again."""
 
-    on_change: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
-    """Called with the new `snapshot` after every change (to keep it in the state)."""
-
     _spelling: dict[str, str] = field(default_factory=dict)
-    _learned: set[str] = field(default_factory=set)
-    """Dimensions whose spelling this run chose (the others may be taken over)."""
     _confirmed: set[str] = field(default_factory=set)
     _refused_sorts: set[str] = field(default_factory=set)
     _id_sorts_refused: bool = False
@@ -75,16 +65,13 @@ class Readings:
     # --- groupBy spellings -------------------------------------------------------------
 
     def spelling(self, name: str, spellings: Sequence[str]) -> str:
-        """The `groupBy` value in use for a dimension (learned, taken over, or the first)."""
+        """The `groupBy` value in use for a dimension (learned, or the first)."""
         spelling = self._spelling.get(name)
         return spelling if spelling is not None and spelling in spellings else spellings[0]
 
     def first_untried(self, name: str, spellings: Sequence[str]) -> int:
-        """Index of the first spelling Voluum did not refuse in this run.
-
-        A spelling taken over from an earlier run and refused now: all are tried again.
-        """
-        if name not in self._learned:
+        """Index of the first spelling Voluum did not refuse in this run."""
+        if name not in self._spelling:
             return 0
         return spellings.index(self.spelling(name, spellings))
 
@@ -93,10 +80,9 @@ class Readings:
         return name in self._confirmed
 
     def use_spelling(self, name: str, spelling: str) -> None:
-        """Keep the spelling Voluum accepted for the rest of the run (and the next runs)."""
+        """Keep the spelling Voluum accepted for the rest of the run."""
         with self.lock:
             self._spelling[name] = spelling
-            self._learned.add(name)
             self._confirmed.add(name)
             self._changed()
 
@@ -179,13 +165,11 @@ class Readings:
             self._changed()
             return self.event_log_time
 
-    # --- kept across runs --------------------------------------------------------------
+    # --- what the run settled on -------------------------------------------------------
 
     def _changed(self) -> None:
         """A reading changed (the lock held): requests built before are sent again."""
         self.version += 1
-        if self.on_change is not None:
-            self.on_change(self.snapshot())
 
     def snapshot(self) -> dict[str, Any]:
         """What this run knows, as the state keeps it (every field, defaults too)."""
@@ -200,59 +184,3 @@ class Readings:
                 "event_log_sends_to": self.event_log_sends_to,
                 "widest_span_days": self._widest_span,
             }
-
-    def take_over(self, kept: Any) -> list[str]:
-        """Start from what an earlier run learned (`snapshot`); what was taken, said shortly.
-
-        Anything malformed is left out: that reading is learned again.
-        """
-        if not isinstance(kept, dict):
-            return []
-        said: list[str] = []
-        with self.lock:
-            spellings = _texts(kept.get("group_by"), mapping=True)
-            self._spelling.update(spellings)
-            if spellings:
-                said.append("groupBy " + ", ".join(f"{k}={v}" for k, v in spellings.items()))
-            self._refused_sorts.update(_texts(kept.get("sort_refused")))
-            self._id_sorts_refused = kept.get("id_sorts_refused") is True
-            if self._refused_sorts or self._id_sorts_refused:
-                ids = " (nor any id column)" if self._id_sorts_refused else ""
-                said.append(f"no sort by {', '.join(sorted(self._refused_sorts))}{ids}")
-            self._refused_columns.update(_texts(kept.get("columns_refused")))
-            if self._refused_columns:
-                said.append(f"columns left out: {', '.join(sorted(self._refused_columns))}")
-            self._no_columns.update(_texts(kept.get("columns_left_out")))
-            if self._no_columns:
-                said.append(f"no columns parameter on {', '.join(sorted(self._no_columns))}")
-            if kept.get("event_log_time") in EVENT_LOG_TIME_FORMATS:
-                self.event_log_time = kept["event_log_time"]
-            self.event_log_sends_to = kept.get("event_log_sends_to") is True
-            if self.event_log_time != EVENT_LOG_TIME_FORMATS[0] or self.event_log_sends_to:
-                to = " with `to`" if self.event_log_sends_to else ""
-                said.append(f"event log times {self.event_log_time}{to}")
-            span = kept.get("widest_span_days")
-            if isinstance(span, int) and not isinstance(span, bool) and span >= 1:
-                self._widest_span = span
-                said.append(f"at most {span} days a request")
-        return said
-
-
-def _texts(value: Any, *, mapping: bool = False) -> Any:
-    """The strings of a kept list (or the str -> str items of a kept mapping)."""
-    if mapping:
-        items = value.items() if isinstance(value, dict) else ()
-        return {k: v for k, v in items if isinstance(k, str) and isinstance(v, str) and v}
-    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
-
-
-def keep_readings(tap: Tap, state: Mapping[str, Any] | None, readings: Readings) -> None:
-    """Start from the readings of an earlier run's state; keep them in `tap`'s state.
-
-    One INFO line says what was taken over (nothing: no line).
-    """
-    said = readings.take_over(tap_entry(state, READINGS_KEY))
-    if said:
-        tap.logger.info("what earlier runs learned of this Voluum, taken over: %s", "; ".join(said))
-    keep_tap_entry(tap, READINGS_KEY, readings.snapshot())
-    readings.on_change = partial(keep_tap_entry, tap, READINGS_KEY)

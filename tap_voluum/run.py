@@ -11,6 +11,8 @@ from tap_voluum.readings import Readings
 if TYPE_CHECKING:
     import logging
 
+    from tap_voluum.streams.sync_ahead import SyncAhead
+
 
 @dataclass
 class SyncRun:
@@ -21,6 +23,8 @@ class SyncRun:
     """Failed streams (`account/stream` with several accounts) and why."""
     accounts_failed: dict[str | None, str] = field(default_factory=dict)
     """Accounts whose work stopped (a rejected key, a denied endpoint) and why."""
+    ahead: SyncAhead = field(init=False)
+    """The page feed and the units planned ahead (set by the tap once its settings are read)."""
     notices: set[str] = field(default_factory=set)
     """Run-wide notices already logged (`stamps`: rows a changed setting leaves behind)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

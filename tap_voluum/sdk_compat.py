@@ -12,13 +12,15 @@ import sys
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
-from singer_sdk import Stream, Tap
+from singer_sdk import Stream, Tap, metrics
 from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
+from singer_sdk.helpers._util import load_json
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform, StreamMap
+from singer_sdk.pagination import BaseAPIPaginator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -27,36 +29,103 @@ if TYPE_CHECKING:
     from singer_sdk import RESTStream
     from singer_sdk.helpers.types import Context
 
+S = TypeVar("S", bound=Stream)
+TapT = TypeVar("TapT", bound=Tap)
+T = TypeVar("T")
+
 # The encoder `MsgSpecWriter` uses (`singer_sdk.contrib.msgspec.encoder`), built the same way.
 _ENCODER = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
 
 
-def send_request(
-    stream: RESTStream, *, prepared_request: requests.PreparedRequest, context: Context | None
-) -> requests.Response:
-    """Send one request as the SDK's paging loop does (auth, timing metric, validation).
+def prepare_request(
+    stream: RESTStream, *, context: Context | None, token: Any
+) -> requests.PreparedRequest:
+    """The request for the page `token` names, prepared as the SDK's paging loop prepares it.
 
-    Why: windowed streams run their pages through a thread pool instead of the SDK's
-    sequential `request_records` loop, and `_request` is the SDK's single-request step.
+    Why: windowed streams ask for their pages through a thread pool, not through the
+    SDK's sequential `request_records` loop; `_prepare_request` is that loop's step from
+    a page token to a prepared request (`get_http_request`, then `build_prepared_request`).
     """
-    return stream._request(prepared_request=prepared_request, context=context)
+    return stream._prepare_request(context=context, page=_TokenAt(token))
 
 
-def write_state(stream: Stream) -> None:
-    """Write a STATE message now.
+_COUNT_LOCK = threading.Lock()
+
+
+class _TokenAt(BaseAPIPaginator[Any]):
+    """A paginator standing at one page token (what `_prepare_request` reads of it)."""
+
+    def get_next(self, response: requests.Response) -> Any:  # pragma: no cover - never paged
+        """One page only."""
+        return None
+
+
+def request_page(
+    stream: RESTStream,
+    *,
+    prepared_request: requests.PreparedRequest,
+    context: Context | None,
+    counter: metrics.Counter,
+    read: Callable[[requests.Response], T],
+) -> T:
+    """Send one page as `RESTStream.request_records` does, and `read` it inside the retries.
+
+    Why: `request_records` runs `_request` (auth, timing metric, `validate_response`)
+    through `request_decorator`, counts the request and updates the sync costs, one page
+    after another; windowed streams send their pages from a thread pool, so they take
+    that one step. `read` (the page's paging figures) is retried with the request: a body
+    cut short is a transient fault like a 503.
+    """
+
+    def attempt(prepared: requests.PreparedRequest, ctx: Context | None) -> Any:
+        response = stream._request(prepared_request=prepared, context=ctx)
+        return response, read(response)
+
+    answer = stream.request_decorator(attempt)(prepared_request, context)
+    response, result = cast("tuple[requests.Response, T]", answer)
+    with _COUNT_LOCK:  # pages are sent from several threads
+        counter.increment()
+    stream.update_sync_costs(prepared_request, response, context)
+    return result
+
+
+def write_state(stream: Stream, *, force: bool = False) -> None:
+    """Write a STATE message now (if anything changed since the last, or `force`).
 
     Why: windowed streams bookmark after every window, not every `STATE_MSG_FREQUENCY`
-    records, so a sync killed between windows resumes at the next one.
+    records, so a sync killed between windows resumes at the next one; a tap-level entry
+    just changed (`keep_tap_entry`) goes out at once with `force` (the SDK writes a STATE
+    only when its state manager says it is not flushed).
     """
+    if force:
+        stream.state_manager.is_flushed = False
     stream._write_state_message()
 
 
-def print_about(cls: type[Tap], *, about: bool, about_format: str | None) -> None:
-    """`--about`: print the tap's description and exit, as `PluginBase.invoke` does.
+def build_tap(
+    cls: type[TapT], *, config: Any, state: IO[str] | None = None, catalog: IO[str] | None = None
+) -> TapT:
+    """The tap `Tap.invoke` builds from its CLI options (`--config`, `--state`, `--catalog`).
 
-    Why: `Tap.invoke` would go on to build the tap and sync in one step; tap-voluum builds
-    it itself to log in first and to end every error in one line. `PluginBase.invoke` is
-    the step of `Tap.invoke` that handles `--about` alone.
+    Why: `Tap.sync_all` is final and `Tap.invoke` builds the tap and syncs in one step,
+    with no hook after the sync; tap-voluum syncs the tap itself (`TapVoluum.invoke`) to
+    end a run some of whose streams failed in one line and exit 1. `--about` stays the
+    SDK's: `PluginBase.invoke`, which `Tap.invoke` calls first, handles it alone.
+    """
+    return cls(
+        config=config.config if config else None,
+        state=None if state is None else load_json(state.read()),
+        catalog=None if catalog is None else load_json(catalog.read()),
+        parse_env_config=bool(config and config.parse_env),
+        validate_config=True,
+    )
+
+
+def print_about(cls: type[Tap], *, about: bool, about_format: str | None) -> None:
+    """`--about`: print the tap's description and exit, as `Tap.invoke` does first.
+
+    Why: see `build_tap`; `PluginBase.invoke` is the step of `Tap.invoke` that handles
+    `--about` alone (the parent class's method, reached past `Tap.invoke`).
     """
     super(Tap, cls).invoke(about=about, about_format=about_format)
 
@@ -89,10 +158,6 @@ def peek_context_state(stream: Stream, context: Context | None) -> Mapping[str, 
     return state
 
 
-READINGS_KEY = "readings"
-"""The tap-level state entry (beside `bookmarks`) where a run keeps what it learned."""
-
-
 def tap_entry(state: Mapping[str, Any] | None, key: str) -> Any:
     """A tap-level entry of an input state (`--state`, Meltano's stored state), or None.
 
@@ -115,30 +180,6 @@ def keep_tap_entry(tap: Tap, key: str, value: Any) -> None:
     state[key] = value
 
 
-def adopt_unpartitioned_state(state: dict[str, Any], account: str) -> dict[str, Any]:
-    """A state written before accounts, made the state of `account`.
-
-    Why: a single-account tap kept each stream's bookmark at the top of its state (and
-    live streams' under a context without an account); every stream now keeps one per
-    account, in the SDK's `partitions` list, each under a `context` naming its account.
-    Given to `Tap.load_state` (the SDK's hook for backwards-compatibility patches).
-    """
-    adopted = {**state, "bookmarks": {}}
-    for name, stream_state in (state.get("bookmarks") or {}).items():
-        top = {k: v for k, v in stream_state.items() if k != "partitions"}
-        partitions = []
-        for partition in stream_state.get("partitions") or []:
-            context = dict(partition.get("context") or {})
-            context.setdefault("account", account)
-            partitions.append({**partition, "context": context})
-        if top.get("replication_key_value") is not None and not any(
-            p["context"] == {"account": account} for p in partitions
-        ):
-            partitions.append({"context": {"account": account}, **top})
-        adopted["bookmarks"][name] = {"partitions": partitions} if partitions else top
-    return adopted
-
-
 def tap_of(stream: Stream) -> Tap:
     """The tap a stream belongs to.
 
@@ -148,54 +189,75 @@ def tap_of(stream: Stream) -> Tap:
     return stream._tap
 
 
-class RecordHook(Stream):
-    """Lets a stream write its RECORD messages itself (`record_writer`), else the SDK does.
+def window_hooks(cls: type[S]) -> type[S]:
+    """Give a windowed stream class its record writer and its window-moved bookmarks.
 
-    Why: `Stream._write_record_message(record)` is where the SDK's `_sync_records` loop
-    writes each record (deselected properties popped, stream maps, a `RecordMessage`, a
-    flush); it has no public hook. Every STATE goes through `Stream._write_state_message`,
-    where records written but still buffered (`RecordWriter.flush`) go out first. Everything
-    else in that loop stays the SDK's.
+    Why, records: `Stream._write_record_message(record)` is where the SDK's `_sync_records`
+    loop writes each record (deselected properties popped, stream maps, a `RecordMessage`,
+    a flush); it has no public hook. A stream whose `record_writer` is set writes through
+    it (`RecordWriter`); every STATE (`Stream._write_state_message`) first flushes what it
+    buffered, so a STATE always follows the records it covers.
+
+    Why, bookmarks: the SDK moves a stream's bookmark to each record's replication key
+    value (`Stream._increment_stream_state`, no public hook) and writes it in every STATE,
+    including the one its SIGTERM handler writes mid-window. A window's rows come sorted
+    by their dimension, not by time, so a bookmark taken from the last record written could
+    pass rows of the window not written yet: records leave the bookmark alone and the
+    stream moves it when a window is whole (`move_bookmark`).
+
+    A decorator, not a base class: the three SDK members are the class's own, and its
+    bases stay the tap's stream classes.
     """
 
-    record_writer: RecordWriter | None = None
-    """Writes the records exactly as the SDK would, chosen once per read; None: the SDK."""
-
-    def _write_record_message(self, record: dict[str, Any]) -> None:
+    def _write_record_message(self: Any, record: dict[str, Any]) -> None:
         writer = self.record_writer
         if writer is None:
-            super()._write_record_message(record=record)
+            super(cls, self)._write_record_message(record=record)
         else:
             writer.write(record)
 
-    def _write_state_message(self) -> None:
+    def _write_state_message(self: Any) -> None:
         if self.record_writer is not None:
             self.record_writer.flush()
-        super()._write_state_message()
-
-
-class WindowBookmarks(Stream):
-    """Bookmarks that move after whole windows only, never record by record.
-
-    Why: the SDK moves a stream's bookmark to each record's replication key value
-    (`Stream._increment_stream_state`, no public hook) and writes it in every STATE,
-    including the one its SIGTERM handler writes mid-window. A window's rows come sorted
-    by their dimension, not by time, so a bookmark taken from the last record written could
-    pass rows of the window not written yet. Here records leave the bookmark alone and the
-    stream moves it when a window is whole (`move_bookmark`), in the SDK's own layout
-    (`replication_key`, `replication_key_value` in the context's state).
-    """
+        super(cls, self)._write_state_message()
 
     def _increment_stream_state(
-        self, latest_record: dict[str, Any], *, context: Context | None = None
+        self: Any, latest_record: dict[str, Any], *, context: Context | None = None
     ) -> None:
         """Records move no bookmark (windows do)."""
 
-    def move_bookmark(self, context: Context | None, value: str) -> None:
-        """Set the bookmark of `context` to `value` (a window was written whole)."""
-        state = self.get_context_state(context)
-        state["replication_key"] = self.replication_key
-        state["replication_key_value"] = value
+    cls._write_record_message = _write_record_message  # type: ignore[method-assign]
+    cls._write_state_message = _write_state_message  # type: ignore[method-assign]
+    cls._increment_stream_state = _increment_stream_state  # type: ignore[method-assign]
+    return cls
+
+
+def move_bookmark(stream: Stream, context: Context | None, value: str) -> dict[str, Any]:
+    """Set the bookmark of `context` to `value` (a window was written whole); its state.
+
+    The SDK's own layout: `replication_key` and `replication_key_value` in the context's
+    state (`Stream.get_context_state`, public).
+    """
+    state = stream.get_context_state(context)
+    state["replication_key"] = stream.replication_key
+    state["replication_key_value"] = value
+    return state
+
+
+def sync_units(tap: Tap) -> list[tuple[Stream, Context | None]]:
+    """Every (stream, context) `Tap.sync_all` syncs, in the order it syncs them.
+
+    Why: a stream planned ahead of its sync (`sync_ahead`) must know which unit comes
+    next. `Tap.sync_all` walks `tap.streams` in order, skips a stream neither selected nor
+    with a selected child and every child stream (its parent syncs it); `Stream.sync`
+    walks the stream's `partitions` in order (none: one unit without a context).
+    """
+    units: list[tuple[Stream, Context | None]] = []
+    for stream in tap.streams.values():
+        if (stream.selected or stream.has_selected_descendents) and not stream.parent_stream_type:
+            contexts: list[Context | None] = list(stream.partitions or ()) or [None]
+            units += [(stream, context) for context in contexts]
+    return units
 
 
 def sdk_path_reason(stream: Stream, written: Iterable[str]) -> str | None:
@@ -345,6 +407,7 @@ def unchanged_map(stream_map: StreamMap) -> bool:
 # attribute, not a method).
 PRIVATE_MEMBERS: dict[str, tuple[str, ...] | None] = {
     "RESTStream._request": ("prepared_request", "context"),
+    "RESTStream._prepare_request": ("context", "page"),
     "Stream._write_state_message": (),
     "Stream._write_record_message": ("record",),
     "Stream._tap": None,

@@ -22,21 +22,13 @@ made under today's settings: only the settings it names are compared.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
-
-from typing_extensions import override
-
-from tap_voluum.accounts import account_of
-from tap_voluum.sdk_compat import WindowBookmarks, bookmark_ahead, peek_context_state
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    import logging
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import date
-
-    from singer_sdk.helpers.types import Context
-
-    from tap_voluum.client import VoluumClient
-    from tap_voluum.run import SyncRun
 
 STAMP_KEY = "row_settings"
 """Where a context's state keeps its stamp (a key of the tap's own, beside the bookmark)."""
@@ -93,72 +85,51 @@ def changes_line(name: str, changes: Iterable[tuple[str, str, str]], first: date
     return f"{name}: {said} since the last sync: reading again from {first:%Y-%m-%d}"
 
 
-class SettingsStamped(WindowBookmarks):
-    """A windowed stream whose bookmarks carry the settings that shape its rows."""
+@dataclass(frozen=True)
+class RowStamp:
+    """The settings that shape one stream's rows for one account, as readable text.
 
-    ROW_SETTINGS: ClassVar[tuple[str, ...]] = ("timezone", "currency", "workspace_ids")
-    """The settings that shape every row of this stream (not paging, concurrency, retries)."""
+    The bookmark code consults it: `changes` against the stamp a context's state keeps
+    (a changed one means the bookmark says nothing of today's rows), `put` beside a
+    bookmark just moved.
+    """
 
-    _announced: frozenset = frozenset()
+    settings: Mapping[str, str]
 
-    if TYPE_CHECKING:  # from `VoluumStream` and `WindowedStream`, later in a stream's MRO
-        run: SyncRun
+    @classmethod
+    def of(cls, settings: Mapping[str, Any], names: Iterable[str]) -> RowStamp:
+        """The stamp of an account's `settings`, naming `names`."""
+        return cls({name: setting_text(settings.get(name)) for name in names})
 
-        def range_start_day(self, context: Context | None) -> date:
-            """The first local day read."""
+    def changes(self, state: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """What changed since the bookmark of `state` was written (read-only)."""
+        return stamp_changes(state.get(STAMP_KEY), self.settings)
 
-        def settings(self, context: Context | None) -> dict[str, Any]:
-            """The settings of the context's account."""
+    def put(self, state: dict[str, Any]) -> None:
+        """Keep the stamp beside the bookmark just written in `state`."""
+        state[STAMP_KEY] = dict(self.settings)
 
-        client: VoluumClient
 
-    def row_settings(self, context: Context | None) -> dict[str, str]:
-        """The settings that shape the rows of `context`, as readable text: the stamp."""
-        settings = self.settings(context)
-        return {name: setting_text(settings.get(name)) for name in self.ROW_SETTINGS}
+def announce_changes(
+    logger: logging.Logger,
+    label: str,
+    changes: Sequence[tuple[str, str, str]],
+    first: date,
+    notices: set[str],
+) -> None:
+    """One WARNING for a stream (and account) whose settings changed.
 
-    def settings_changes(self, context: Context | None) -> list[tuple[str, str, str]]:
-        """What changed since the bookmark of `context` was written (read-only)."""
-        stored = peek_context_state(self, context).get(STAMP_KEY)
-        return stamp_changes(stored, self.row_settings(context))
-
-    def resume_value(self, context: Context | None) -> Any:
-        """The bookmark the sync starts from, or None when the settings changed: start again."""
-        if self.settings_changes(context):
-            return None
-        return bookmark_ahead(self, context)
-
-    def move_bookmark(self, context: Context | None, value: str) -> None:
-        """Set the bookmark of `context`, stamped with the settings its rows were read under."""
-        super().move_bookmark(context, value)
-        self.get_context_state(context)[STAMP_KEY] = self.row_settings(context)
-
-    @override
-    def get_records(self, context: Context | None) -> Iterable[dict]:
-        """The stream's records; first, one WARNING if the settings changed since its bookmark."""
-        self.announce_changes(context)
-        # In a stream's MRO this is `VoluumStream.get_records`, not `Stream`'s abstract one.
-        records: Iterable[dict] = super().get_records(context)  # type: ignore[safe-super,assignment]
-        yield from records
-
-    def announce_changes(self, context: Context | None) -> None:
-        """One WARNING per stream (and context) whose settings changed.
-
-        Once per run and setting, another says which rows the change leaves in the target.
-        """
-        changes = self.settings_changes(context)
-        key = repr(sorted(dict(context or {}).items()))
-        if not changes or key in self._announced:
-            return
-        self._announced = self._announced | {key}
-        several = len(self.client.accounts) > 1
-        name = f"{account_of(context)}/{self.name}" if several and context else self.name
-        self.logger.warning("%s", changes_line(name, changes, self.range_start_day(context)))
-        notices = self.run.notices
-        for setting, old, new in changes:
-            if setting in STALE_ROWS and setting not in notices:
-                notices.add(setting)
-                self.logger.warning(
-                    "%s changed from %s to %s: %s until you %s",
-                    setting, shown(old), shown(new), STALE_ROWS[setting], CLEAR_THEM,
-                )  # fmt: skip
+    Once per run and setting (`notices`), another says which rows the change leaves in
+    the target.
+    """
+    if not changes or f"stamp:{label}" in notices:
+        return
+    notices.add(f"stamp:{label}")
+    logger.warning("%s", changes_line(label, changes, first))
+    for setting, old, new in changes:
+        if setting in STALE_ROWS and setting not in notices:
+            notices.add(setting)
+            logger.warning(
+                "%s changed from %s to %s: %s until you %s",
+                setting, shown(old), shown(new), STALE_ROWS[setting], CLEAR_THEM,
+            )  # fmt: skip

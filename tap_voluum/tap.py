@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -17,16 +16,15 @@ from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, Retriabl
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
-from tap_voluum.accounts import ACCOUNT_NAME_PATTERN, DEFAULT_ACCOUNT, accounts_from
+from tap_voluum.accounts import ACCOUNT_NAME_PATTERN
 from tap_voluum.client import VoluumClient, extract_list
 from tap_voluum.errors import (
     DeniedEndpointError,
     VoluumAuthError,
     VoluumError,
 )
-from tap_voluum.readings import keep_readings
 from tap_voluum.run import SyncRun
-from tap_voluum.sdk_compat import WholeLineWriter, adopt_unpartitioned_state, print_about
+from tap_voluum.sdk_compat import WholeLineWriter, build_tap, print_about
 from tap_voluum.settings import check_settings
 from tap_voluum.streams.base import VoluumStream, keyed_by_account
 from tap_voluum.streams.columns import ReportColumnsStream
@@ -42,6 +40,7 @@ from tap_voluum.streams.reports import (
     ReportStream,
     custom_report_definitions,
 )
+from tap_voluum.streams.sync_ahead import SyncAhead
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -261,19 +260,7 @@ class TapVoluum(Tap):
         super().__init__(*args, **kwargs)
         if self._strict:
             check_settings(self.config)
-
-    @override
-    def load_state(self, state: dict[str, Any]) -> None:
-        """The SDK's bookmarks, and the readings earlier runs learned (`readings`).
-
-        A state written before accounts is the `default` account's (or the only one's).
-        """
-        names = [a.name for a in accounts_from(self.config)] if self.config else []
-        heir = (
-            DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in names else (names[0] if len(names) == 1 else None)
-        )
-        super().load_state(adopt_unpartitioned_state(state, heir) if heir else state)
-        keep_readings(self, state, self.run.readings)
+        self.run.ahead = SyncAhead(self, int(self.config.get("max_concurrency") or 8))
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -297,8 +284,6 @@ class TapVoluum(Tap):
         streams += [ReportStream(self, d, columns, labels) for d in (*BUILT_IN_REPORTS, *custom)]
         for stream in streams:
             assert isinstance(stream, VoluumStream)
-            stream.run = self.run
-            stream.client = self.client
             keyed_by_account(stream)
         return streams
 
@@ -404,7 +389,7 @@ class TapVoluum(Tap):
         for account in accounts:
             if parent.failed_for(account):
                 continue
-            for record in parent.read_records(account):
+            for record in parent.get_records(account):
                 children = parent.generate_child_contexts(record, account) or ()
                 contexts.extend(dict(c or {}) for c in children)
                 break
@@ -421,17 +406,15 @@ class TapVoluum(Tap):
         state: IO[str] | None = None,
         catalog: IO[str] | None = None,
     ) -> None:
-        """Sync as `Tap.invoke` does, logging in first; errors end in one line and exit 1."""
+        """Sync as `Tap.invoke` does; failed streams named last, every error in one line.
+
+        One stream's failure is that stream's alone (`VoluumStream.isolated`): the others
+        finish and their state is kept, then the run ends in one line naming what failed.
+        """
         with one_line_errors():
             print_about(cls, about=about, about_format=about_format)
             cls.print_version(print_fn=cls.logger.info)
-            tap = cls(
-                config=config.config if config else None,
-                state=None if state is None else json.load(state),
-                catalog=None if catalog is None else json.load(catalog),
-                parse_env_config=bool(config and config.parse_env),
-                validate_config=True,
-            )
+            tap = build_tap(cls, config=config, state=state, catalog=catalog)
             tap.log_in()
             try:
                 tap.sync_all()
@@ -454,18 +437,16 @@ class TapVoluum(Tap):
     @classmethod
     @override
     def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        """`--test`: our connection test (one closing line); errors end in one line."""
+        """`--test`: our connection test (one closing line); errors end in one line.
+
+        `Tap.run_connection_test` is final and syncs with a record limit; tap-voluum's
+        reads a little of every stream and account, writes nothing, and names failures.
+        """
         with one_line_errors():
             if value != CliTestOptionValue.All.value:
                 super().cb_test(ctx, param, value)  # disabled, or `--test=schema`
                 return
-            config = ctx.params.get("config")
-            tap = cls(
-                config=config.config if config else None,
-                parse_env_config=bool(config and config.parse_env),
-                validate_config=True,
-            )
-            tap.test_connection()
+            build_tap(cls, config=ctx.params.get("config")).test_connection()
         ctx.exit()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -78,7 +79,11 @@ def catalog_for(config: dict, streams: set[str], deselect: tuple[str, ...] = ())
 def run_tap(
     config: dict, streams: set[str], state: dict | None = None, deselect: tuple[str, ...] = ()
 ) -> SyncResult:
-    """Sync the given streams in this process and collect the messages."""
+    """Sync the given streams in this process and collect the messages.
+
+    The state is copied: the SDK keeps (and moves) the bookmarks of the state it is given.
+    """
+    state = copy.deepcopy(state)
     return sync(
         TapVoluum(config=config, state=state, catalog=catalog_for(config, streams, deselect))
     )

@@ -186,26 +186,6 @@ def test_killed_and_resumed_each_account_equals_its_truth(
             assert datetime.fromisoformat(entry["query"]["from"][0]).date().toordinal() >= day
 
 
-def test_yesterdays_single_account_state_is_taken_over(sandbox: SandboxServer) -> None:
-    """A state written before accounts: the account `default` resumes from it, no re-read."""
-    state = {
-        "bookmarks": {
-            "campaign_report": {
-                "replication_key": "bucketStart",
-                "replication_key_value": "2026-03-09T00:00:00-04:00",
-            }
-        }
-    }
-    sandbox.clear_requests()
-    result = run_tap(config_for(sandbox), {"campaign_report"}, state=state)
-    froms = {r["query"]["from"][0] for r in sandbox.requests if r["path"] == "/report"}
-    assert froms == {"2026-03-07T00:00:00"}  # the bookmark's day minus lookback_days=2
-    assert min(r["day"] for r in result.records["campaign_report"]) == "2026-03-07"
-    adopted = bookmarks_of(result.final_state, "default")["campaign_report"]
-    assert adopted["replication_key_value"] == "2026-03-11T00:00:00-04:00"
-    assert "replication_key_value" not in result.final_state["bookmarks"]["campaign_report"]
-
-
 @pytest.mark.parametrize("mode", ["--test", "--discover"])
 def test_test_and_discover_name_the_account_that_fails(
     agency: SandboxServer, tmp_path: Path, mode: str

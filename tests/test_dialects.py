@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 import jsonschema
 import pytest
 
-from tap_voluum.client import PageHead
-from tap_voluum.streams.base import VoluumStream
+from tap_voluum.client import PageHead, VoluumClient
 from tests.conftest import short_config
 from tests.helpers import SyncResult, bookmarks_of, run_cli, run_tap
 from tests.test_activity import served_live
@@ -226,16 +225,16 @@ def test_a_window_short_of_total_rows_is_an_error_not_a_bookmark(
     small: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows that do not add up to totalRows stop the stream before that window's STATE."""
-    read_page = VoluumStream.read_page
+    read_page = VoluumClient.read_page
 
-    def one_row_missing(self: VoluumStream, response: requests.Response) -> PageHead:
+    def one_row_missing(self: VoluumClient, response: requests.Response) -> PageHead:
         head = read_page(self, response)
         url = response.request.url or ""
         if "groupBy=campaign&" in url and "from=2026-03-03" in url and head.totalRows:
             head.totalRows += 1  # Voluum counts a row it never serves
         return head
 
-    monkeypatch.setattr(VoluumStream, "read_page", one_row_missing)
+    monkeypatch.setattr(VoluumClient, "read_page", one_row_missing)
     with SandboxServer(dataset=small, port=0) as server:
         config = {
             **_config(server),

@@ -14,18 +14,20 @@ import re
 from contextlib import redirect_stdout
 from datetime import datetime, timezone
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
+import requests
 import singer_sdk
-from singer_sdk import Stream, Tap
+from singer_sdk import RESTStream, Stream, Tap, metrics
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.singerlib import RecordMessage
 
 from tap_voluum import sdk_compat
 from tap_voluum.sdk_compat import PRIVATE_MEMBERS, RecordWriter
-from tap_voluum.streams.windowed import WindowedStream
+from tap_voluum.streams import windowed
+from tap_voluum.streams.windowed import record_writer
 from tap_voluum.tap import TapVoluum
 from tests.conftest import config_for
 from tests.helpers import catalog_for, parse_messages, run_tap
@@ -126,8 +128,9 @@ def test_records_and_states_go_through_the_hooked_members(monkeypatch: pytest.Mo
         def flush(self) -> None:
             seen.append("flush")
 
-    class Hooked(sdk_compat.RecordHook, _Stream):
-        pass
+    @sdk_compat.window_hooks
+    class Hooked(_Stream):
+        record_writer = None
 
     tap = _Tap(config={})
     stream = Hooked(tap)
@@ -137,8 +140,6 @@ def test_records_and_states_go_through_the_hooked_members(monkeypatch: pytest.Mo
     assert [s for s in seen if s != "flush"] == [1, 2], f"{SDK}: records bypass the hook; {FIX}"
     assert "flush" in seen, f"{SDK}: STATE no longer goes through _write_state_message; {FIX}"
     assert not [m for m in messages if m["type"] == "RECORD"]
-    states = [m["value"] for m in messages if m["type"] == "STATE"]
-    assert states[-1]["bookmarks"]["things"]["replication_key_value"].startswith("2026-01-02")
     # RecordWriter marks the state unflushed after each record, as the SDK does.
     stream.get_context_state(None)["replication_key_value"] = "2026-01-03T00:00:00+00:00"
     manager = stream.state_manager
@@ -221,9 +222,9 @@ def test_the_fast_record_path_writes_what_the_sdk_would(
     streams = {"campaign_report", "conversions"}
     deselect = ("campaignName", "timeZone")
     tap = TapVoluum(config=config, catalog=catalog_for(config, streams, deselect))
-    assert all(tap.streams[name].make_record_writer() for name in streams), "the fast path"
+    assert all(record_writer(tap.streams[name]) for name in streams), "the fast path"
     fast = run_tap(config, streams, deselect=deselect)
-    monkeypatch.setattr(WindowedStream, "make_record_writer", lambda self: None)
+    monkeypatch.setattr(windowed, "record_writer", lambda stream: None)
     slow = run_tap(config, streams, deselect=deselect)
     assert fast.records["campaign_report"], "the sync wrote records"
     assert "campaignName" not in fast.records["campaign_report"][0]
@@ -234,12 +235,15 @@ def test_the_fast_record_path_writes_what_the_sdk_would(
     assert _lines(fast.messages) == _lines(slow.messages)
 
 
-class _Windowed(sdk_compat.WindowBookmarks, _Stream):
+@sdk_compat.window_hooks
+class _Windowed(_Stream):
     """Records leave the bookmark alone; `move_bookmark` sets it in the SDK's layout."""
+
+    record_writer = None
 
     def get_records(self, context: Any) -> Iterable[dict]:
         yield {"id": 1, "at": "2026-01-03T00:00:00+00:00"}
-        self.move_bookmark(context, "2026-01-02T23:00:00+00:00")
+        sdk_compat.move_bookmark(self, context, "2026-01-02T23:00:00+00:00")
         yield {"id": 2, "at": "2026-01-05T00:00:00+00:00"}
 
 
@@ -265,7 +269,7 @@ def test_records_move_no_bookmark_windows_do() -> None:
 def test_bookmark_ahead_reads_what_the_sdk_starts_from(context: dict | None) -> None:
     tap = _WindowedTap(config={})
     stream = tap.streams["things"]
-    stream.move_bookmark(context, "2026-01-02T23:00:00+00:00")
+    sdk_compat.move_bookmark(stream, context, "2026-01-02T23:00:00+00:00")
     state = copy.deepcopy(tap.state)
     again = _WindowedTap(config={}, state=state).streams["things"]
     ahead = sdk_compat.bookmark_ahead(again, context)
@@ -287,7 +291,7 @@ def test_an_entry_beside_the_bookmark_is_kept_and_peeked(context: dict | None) -
     """A key of the tap's own in a context's state (a stamp) survives `--state` and STATE."""
     tap = _WindowedTap(config={})
     stream = tap.streams["things"]
-    stream.move_bookmark(context, "2026-01-02T23:00:00+00:00")
+    sdk_compat.move_bookmark(stream, context, "2026-01-02T23:00:00+00:00")
     stream.get_context_state(context)["row_settings"] = {"timezone": "UTC"}
     state = copy.deepcopy(tap.state)
     again = _WindowedTap(config={}, state=state).streams["things"]
@@ -306,3 +310,140 @@ def test_a_tap_level_entry_rides_every_state() -> None:
     states = [m["value"] for m in _synced(tap) if m["type"] == "STATE"]
     assert states and all(s["mine"] == {"learned": [1]} for s in states), f"{SDK}: {FIX}"
     assert "bookmarks" in states[-1]
+
+
+class _Paged(RESTStream):
+    """A REST stream of one page whose requests never leave the process."""
+
+    name = "paged"
+    path = "/things"
+    url_base = "http://voluum.invalid"
+    schema = _Stream.schema
+
+    def get_url_params(self, context: Any, next_page_token: Any) -> dict[str, Any]:
+        return {"limit": 5, "offset": next_page_token or 0, "columns": ["a", "b"]}
+
+    @property
+    def http_headers(self) -> dict:
+        return {"X-Mark": "1"}
+
+
+class _PagedTap(_Tap):
+    def discover_streams(self) -> list[Stream]:
+        return [_Paged(self)]
+
+
+def _answer(request: requests.PreparedRequest) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = b'[{"id": 1, "at": "2026-01-01T00:00:00+00:00"}]'
+    response.request = request
+    response.url = str(request.url)
+    return response
+
+
+def test_prepare_request_is_the_request_the_sdk_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`prepare_request` for a token equals what `request_records` prepares for that page."""
+    stream = _PagedTap(config={}).streams["paged"]
+    sent: list[requests.PreparedRequest] = []
+
+    def send(request: requests.PreparedRequest, **_: Any) -> requests.Response:
+        sent.append(request)
+        return _answer(request)
+
+    monkeypatch.setattr(stream.requests_session, "send", send)
+    list(stream.request_records(None))
+    ours = sdk_compat.prepare_request(stream, context=None, token=None)
+    assert sent, "the SDK sent its page"
+    theirs = sent[0]
+    assert (ours.method, ours.url) == (theirs.method, theirs.url), f"{SDK}: {FIX}"
+    assert ours.headers["X-Mark"] == theirs.headers["X-Mark"], f"{SDK}: {FIX}"
+
+
+def test_request_page_counts_and_costs_as_request_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One page through `request_page`: the same decorator, request count and sync costs."""
+    costs: list[list[str]] = []
+
+    def run(send_one: Any) -> tuple[int, list[str]]:
+        stream = _PagedTap(config={}).streams["paged"]
+        decorated: list[bool] = []
+        seen: list[str] = []
+        monkeypatch.setattr(stream.requests_session, "send", lambda r, **_: _answer(r))
+        monkeypatch.setattr(stream, "request_decorator", lambda f: decorated.append(True) or f)
+        monkeypatch.setattr(
+            stream, "update_sync_costs", lambda req, resp, ctx: seen.append(str(req.url))
+        )
+        counted: list[int] = []
+        monkeypatch.setattr(
+            metrics.Counter, "increment", lambda self, count=1: counted.append(count)
+        )
+        with stream.get_http_request_counter() as counter:
+            send_one(stream, counter)
+        count = sum(counted)
+        costs.append(seen)
+        assert decorated, f"{SDK}: the page no longer goes through request_decorator; {FIX}"
+        return count, seen
+
+    theirs = run(lambda stream, counter: list(stream.request_records(None)))
+    ours = run(
+        lambda stream, counter: sdk_compat.request_page(
+            stream,
+            prepared_request=sdk_compat.prepare_request(stream, context=None, token=None),
+            context=None,
+            counter=counter,
+            read=lambda response: response.json(),
+        )
+    )
+    assert ours[1] == theirs[1], f"{SDK}: sync costs differ; {FIX}"
+    assert ours[0] == theirs[0] == 1, f"{SDK}: request counts differ; {FIX}"
+
+
+class _Ordered(_Stream):
+    synced: ClassVar[list[tuple[str, Any]]] = []
+
+    @property
+    def partitions(self) -> list[dict] | None:
+        return [{"account": "north"}, {"account": "south"}] if self.name != "b" else None
+
+    def get_records(self, context: Any) -> Iterable[dict]:
+        self.synced.append((self.name, context))
+        yield from ()
+
+
+class _OrderedTap(_Tap):
+    def discover_streams(self) -> list[Stream]:
+        streams = []
+        for name in ("a", "b", "c", "d"):
+            stream = _Ordered(self, name=name)
+            streams.append(stream)
+        return streams
+
+
+def test_sync_units_is_the_order_sync_all_syncs() -> None:
+    """Selected streams in order, each partition in order; deselected ones left out."""
+    tap = _OrderedTap(config={})
+    tap.streams["c"].selected = False
+    expected = [(s.name, c) for s, c in sdk_compat.sync_units(tap)]
+    _Ordered.synced.clear()
+    _synced(tap)
+    assert _Ordered.synced == expected, f"{SDK}: Tap.sync_all syncs in another order; {FIX}"
+    assert ("c", {"account": "north"}) not in expected and ("b", None) in expected
+
+
+def test_build_tap_builds_what_tap_invoke_builds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The tap `build_tap` makes from CLI options equals the one `Tap.invoke` makes."""
+    built: list[Tap] = []
+    monkeypatch.setattr(_Tap, "sync_all", lambda self: built.append(self))  # noqa: PLW0108
+    config = tmp_path / "config.json"
+    config.write_text('{"start_date": "2026-01-01T00:00:00Z"}')
+    state = '{"bookmarks": {"things": {"replication_key_value": "x"}}}'
+    options = _Tap.cli.make_context(
+        "tap-things", ["--config", str(config)], resilient_parsing=True
+    ).params["config"]
+    Tap.invoke.__func__(_Tap, config=options, state=io.StringIO(state))  # type: ignore[attr-defined]
+    ours = sdk_compat.build_tap(_Tap, config=options, state=io.StringIO(state))
+    assert built, f"{SDK}: Tap.invoke no longer syncs the tap it builds; {FIX}"
+    assert dict(ours.config) == dict(built[0].config), f"{SDK}: {FIX}"
+    assert ours.state == built[0].state, f"{SDK}: {FIX}"

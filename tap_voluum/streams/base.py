@@ -9,8 +9,9 @@ stream, said once), and a failure that stops one stream, not the run.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import RetriableAPIError
@@ -19,11 +20,8 @@ from typing_extensions import override
 
 from tap_voluum.accounts import ACCOUNT_HEADER, account_of
 from tap_voluum.client import (
-    PageHead,
-    RateLimiter,
     VoluumClient,
     VoluumHTTP,
-    api_error,
     decoded,
     error_message,
     extract_list,
@@ -35,28 +33,37 @@ from tap_voluum.client import (
 )
 from tap_voluum.errors import (
     DeniedEndpointError,
-    VoluumAPIError,
     VoluumAuthError,
     VoluumConfigError,
     VoluumError,
 )
-from tap_voluum.run import SyncRun
 from tap_voluum.shapes import Shape
 from tap_voluum.streams.fields import KEY_STRING
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable
+    from collections.abc import Generator, Iterable, Iterator
 
     import requests
     from backoff.types import Details
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
     from singer_sdk.pagination import BaseAPIPaginator
     from singer_sdk.streams.rest import HTTPRequest, PageContext
 
     from tap_voluum.auth import AccountSessions
+    from tap_voluum.run import SyncRun
 
-# Errors that end the whole run: every stream would meet them too.
-RUN_ENDING_ERRORS = (VoluumAuthError, VoluumConfigError, DeniedEndpointError)
+
+class TapLike(Protocol):
+    """What a stream takes from its tap (`TapVoluum`) besides the SDK's own."""
+
+    @property
+    def client(self) -> VoluumClient:
+        """The tap's client."""
+
+    @property
+    def run(self) -> SyncRun:
+        """The tap's run."""
 
 
 class VoluumStream(RESTStream[Any]):
@@ -68,44 +75,23 @@ class VoluumStream(RESTStream[Any]):
     decode_rows_later: ClassVar[bool] = False
     """Report pages: checked and counted in the worker (`PageHead`), rows decoded later."""
 
-    fitted_when_decoded: ClassVar[bool] = False
-    """Records fit their schema once decoded (report pages: `shapes.RowDecoder`)."""
-
     absent_means: ClassVar[str | None] = None
     """For endpoints some accounts lack: what a 403/404 there means (the stream is empty)."""
     ABSENT_STATUSES: ClassVar[tuple[int, ...]] = (403, 404)
     endpoint_absent = False
 
-    failures: dict[str | None, str]
-    """Why this stream stopped, per account, once it did; the run then exits 1 at the end."""
     connection_test = False
     """`--test`: read a little, write no state."""
 
-    # --- what the tap gives every stream ----------------------------------------------
-
-    @property
-    def client(self) -> VoluumClient:
-        """The tap's client (HTTP session, limiter, access-key session); set by the tap."""
-        client = self.__dict__.get("_client")
-        if client is None:
-            client = self.__dict__["_client"] = VoluumClient(self.config)
-        return client
-
-    @client.setter
-    def client(self, value: VoluumClient) -> None:
-        self.__dict__["_client"] = value
-
-    @property
-    def run(self) -> SyncRun:
-        """Readings and failures shared by the streams of this tap; set by the tap."""
-        run = self.__dict__.get("_run")
-        if run is None:
-            run = self.__dict__["_run"] = SyncRun()
-        return run
-
-    @run.setter
-    def run(self, value: SyncRun) -> None:
-        self.__dict__["_run"] = value
+    def __init__(self, tap: Tap, **kwargs: Any) -> None:
+        super().__init__(tap, **kwargs)
+        voluum = cast("TapLike", tap)
+        self.client: VoluumClient = voluum.client
+        """The tap's client: HTTP session, rate limiter, access-key sessions (one per tap)."""
+        self.run: SyncRun = voluum.run
+        """What the streams of this run share: readings, failures, the page feed."""
+        self.failures: dict[str | None, str] = {}
+        """Why this stream stopped, per account, once it did; the run then exits 1 at the end."""
 
     # --- accounts -------------------------------------------------------------------
 
@@ -129,7 +115,7 @@ class VoluumStream(RESTStream[Any]):
     def failed_for(self, context: Context | None) -> bool:
         """Whether this stream, or the whole account, stopped for the context's account."""
         account = account_of(context)
-        return account in self.__dict__.get("failures", {}) or account in self.run.accounts_failed
+        return account in self.failures or account in self.run.accounts_failed
 
     @override
     def get_http_request(self, *, page: PageContext) -> HTTPRequest:
@@ -153,11 +139,6 @@ class VoluumStream(RESTStream[Any]):
     def requests_session(self) -> VoluumHTTP:
         """The tap's rate-limited session."""
         return self.client.http
-
-    @property
-    def limiter(self) -> RateLimiter:
-        """The tap's rate limiter, shared by all its streams."""
-        return self.client.limiter
 
     @property
     @override
@@ -188,14 +169,6 @@ class VoluumStream(RESTStream[Any]):
         if self.absent_means and response.status_code in self.ABSENT_STATUSES:
             return
         self.client.check(response, body=not self.decode_rows_later)
-
-    def read_page(self, response: requests.Response) -> PageHead:
-        """Paging figures, totals and row count of a report page (body checked)."""
-        return self.client.read_page(response)
-
-    def api_error(self, response: requests.Response) -> VoluumAPIError:
-        """A fatal error with Voluum's status and code."""
-        return api_error(response)
 
     @override
     def response_error_message(self, response: requests.Response) -> str:
@@ -237,15 +210,21 @@ class VoluumStream(RESTStream[Any]):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict]:
-        """`read_records`, but a failure stops this stream alone, with one ERROR line.
+        """The SDK's paged request loop; a failure stops this stream alone (`isolated`)."""
+        if self.failed_for(context):
+            return
+        with self.isolated(context):
+            yield from super().get_records(context)
+
+    @contextmanager
+    def isolated(self, context: Context | None) -> Iterator[None]:
+        """Around a stream's read: a failure stops this stream alone, with one ERROR line.
 
         A rejected access key or a denied endpoint stop that account's work alone (with
         several accounts); a bad setting still ends the whole run.
         """
-        if self.failed_for(context):
-            return
         try:
-            yield from self.read_records(context)
+            yield
         except VoluumConfigError:
             raise
         except (VoluumAuthError, DeniedEndpointError) as exc:
@@ -255,14 +234,10 @@ class VoluumStream(RESTStream[Any]):
         except Exception as exc:
             self.fail(exc, context)
 
-    def read_records(self, context: Context | None) -> Iterable[dict]:
-        """The stream's records (the SDK's paged request loop unless overridden)."""
-        yield from super().get_records(context)
-
     def fail(self, exc: Exception, context: Context | None = None) -> None:
         """Stop this stream (for the context's account): one ERROR line, kept for the end."""
         why = str(exc) if isinstance(exc, (VoluumError, RetriableAPIError)) else repr(exc)
-        self.__dict__.setdefault("failures", {})[account_of(context)] = why
+        self.failures[account_of(context)] = why
         what = self.label(context)
         self.run.failures[what] = why
         self.logger.error("%s: stream failed, the other streams go on: %s", what, why)
@@ -276,9 +251,8 @@ class VoluumStream(RESTStream[Any]):
     @override
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         """Every value in its declared type (objects reduced to text, "" to null); its account."""
-        if not self.fitted_when_decoded:
-            row = self.shape.fit(row)
-        row["account"] = account_of(context) or self.client.account(None).name
+        row = self.shape.fit(row)
+        row["account"] = self.client.account(account_of(context)).name
         return row
 
     @override

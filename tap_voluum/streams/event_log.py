@@ -154,20 +154,26 @@ class EventLogStream(VoluumStream):
             return int(moment.timestamp() * 1000)
         return moment.strftime("%Y-%m-%dT%H:00:00Z")
 
-    def read_records(self, context: Context | None) -> Iterable[dict]:
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
         """Every entry from the bookmark's hour, once each, oldest first.
 
         Entries of that hour older than the bookmark are written again (a target upserts
         them by key): one that Voluum logged late is not lost.
         """
-        entries: dict[tuple, dict] = {}
-        for row in self._request_entries(context):
-            entry = self.shape.fit(normalize_entry(row))
-            entries.setdefault(tuple(entry.get(k) for k in KEY), entry)
-        yield from sorted(
-            entries.values(),
-            key=lambda e: (e["editTimeMs"] or 0, e["entityId"], e["actionType"], e["changeHash"]),
-        )
+        if self.failed_for(context):
+            return
+        with self.isolated(context):
+            entries: dict[tuple, dict] = {}
+            for row in self._request_entries(context):
+                entry = self.shape.fit(normalize_entry(row))
+                entries.setdefault(tuple(entry.get(k) for k in KEY), entry)
+            yield from sorted(
+                entries.values(),
+                key=lambda e: (
+                    e["editTimeMs"] or 0, e["entityId"], e["actionType"], e["changeHash"]
+                ),
+            )  # fmt: skip
 
     def _request_entries(self, context: Context | None) -> Iterable[dict]:
         """The SDK's paged read, read again after a reading changed.

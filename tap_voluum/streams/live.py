@@ -55,12 +55,13 @@ class LiveEventsStream(VoluumStream):
         """As many recent events as Voluum gives, timestamps in the report zone."""
         return {"limit": LIVE_LIMIT, "tz": str(self.settings(context)["timezone"])}
 
-    def read_records(self, context: Context | None) -> Iterable[dict]:
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict]:
         """Stop asking once Voluum said the endpoint does not exist for this account."""
         if self.endpoint_absent:
             return
         since = self.get_starting_timestamp(context)
-        for record in super().read_records(context):
+        for record in super().get_records(context):
             if since is None or datetime.fromisoformat(record["timestamp"]) >= since:
                 yield record
 

@@ -1,6 +1,6 @@
 """The record path of windowed streams: page bodies to records to RECORD lines.
 
-- Decoding: only the wanted fields of each row are decoded (`page_decoder`), typed as the
+- Decoding: only the wanted fields of each row are decoded (`RecordPath`), typed as the
   stream's schema declares them (a page holding a value of another shape is fitted to the
   schema value by value, `tap_voluum.shapes`), then made into records a chunk at a time
   (`records_in_chunks`); the body and each chunk's rows are let go
@@ -19,28 +19,53 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from tap_voluum.shapes import RowDecoder
-
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
+    from tap_voluum.shapes import RowDecoder
+    from tap_voluum.streams.pages import Page
     from tap_voluum.streams.reconcile import Reconciler
+    from tap_voluum.streams.windows import Window
 
 ROWS_PER_CHUNK = 1000
 """Rows made into records at a time: a page's records are never all alive at once."""
 
 
-def page_decoder(
-    fields: tuple[str, ...], schema: Mapping[str, Any], untyped: Iterable[str] = ()
-) -> RowDecoder:
-    """A decoder of a report page that builds only `fields` of each row, fitting `schema`.
+class RecordPath:
+    """One read's way from a page body to records: the wanted fields decoded, completed, stamped.
 
     Voluum's rows carry dozens of fields beyond those asked for, and each page its totals
-    and column metadata: skipping them in msgspec keeps a 10,000-row page small and fast.
-    A field Voluum leaves out comes back as `msgspec.UNSET`. Values arrive typed as the
-    schema declares them, or fitted to it (`tap_voluum.shapes.RowDecoder`).
+    and column metadata: only `fields` of each row are built (`shapes.RowDecoder`, typed as
+    the schema declares them, or fitted to it), which keeps a 10,000-row page small and fast.
     """
-    return RowDecoder(fields, schema, untyped)
+
+    def __init__(
+        self,
+        decoder: RowDecoder,
+        *,
+        non_null: tuple[str, ...],
+        completer: Callable[[Window], Callable[[dict], None]],
+        unselected: tuple[str, ...],
+        stamp: Mapping[str, Any],
+    ) -> None:
+        self.decoder = decoder
+        self.non_null = non_null
+        self.completer = completer
+        self.unselected = unselected
+        self.stamp = stamp
+
+    def chunks(self, window: Window, page: Page) -> Iterator[list[dict]]:
+        """The page's records, in order, in chunks; the body is let go once decoded."""
+        rows = self.decoder.decode(page.take_body())
+        if page.keep is not None:
+            del rows[page.keep :]
+        return records_in_chunks(
+            rows,
+            non_null=self.non_null,
+            complete=self.completer(window),
+            unselected=self.unselected,
+            stamp=self.stamp,
+        )
 
 
 def records_in_chunks(

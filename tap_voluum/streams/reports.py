@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.streams.rest import PageContext
-
-from tap_voluum.errors import StreamFailure, VoluumAPIError, VoluumConfigError
-from tap_voluum.readings import mentions
+from tap_voluum.errors import StreamFailure, VoluumConfigError
+from tap_voluum.remedies import Remedies
+from tap_voluum.stamps import RowStamp
 from tap_voluum.streams.dimensions import (
     CUSTOM_COLUMN,
     DIMENSION_BY_NAME,
@@ -27,7 +27,6 @@ from tap_voluum.streams.fields import (
     KEY_TIMESTAMP,
     STRING,
 )
-from tap_voluum.streams.pages import PageToken
 from tap_voluum.streams.reconcile import Reconciler
 from tap_voluum.streams.windowed import WindowedStream
 from tap_voluum.streams.windows import Window, aware
@@ -38,8 +37,6 @@ if TYPE_CHECKING:
 
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
-
-    from tap_voluum.streams.windowed import Remedy
 
 MAX_GROUP_LEVELS = 3  # Voluum groups at most three levels deep
 BUCKET_KEY = "bucketStart"
@@ -205,19 +202,19 @@ class ReportStream(WindowedStream):
 
     ROW_SETTINGS = (*WindowedStream.ROW_SETTINGS, "conversion_time_mode")
 
-    def row_settings(self, context: Context | None) -> dict[str, str]:
+    def row_stamp(self, context: Context | None) -> RowStamp:
         """The stream's settings stamp; a custom report's also names what it groups by."""
-        settings = super().row_settings(context)
-        if self.definition not in BUILT_IN_REPORTS:
-            settings.update(self.definition.stamp())
-        return settings
+        stamp = super().row_stamp(context)
+        if self.definition in BUILT_IN_REPORTS:
+            return stamp
+        return RowStamp({**stamp.settings, **self.definition.stamp()})
 
     @property
     def window_days(self) -> int | None:
         """Reports with no room for the day level read one day a time."""
         return super().window_days if self.definition.spans_days else 1
 
-    LOCAL_FIELDS = frozenset({BUCKET_KEY, "timeZone", "currency"})
+    local_fields = frozenset({BUCKET_KEY, "timeZone", "currency", "account"})
     completer_fields = ("day", "hour")
     columns_listed_only = True
     distinct_rows = True
@@ -235,13 +232,9 @@ class ReportStream(WindowedStream):
         """The first dimension's id: a total, stable order across pages."""
         return self.definition.key_fields[0]
 
-    def protected_columns(self) -> frozenset[str]:
-        """Dimension fields and the time levels are never dropped on a hint."""
-        return frozenset((*self.definition.dimension_fields, "day", "hour"))
-
     def group_by(self) -> list[str]:
         """`groupBy` values in the spellings this run uses, the time level last."""
-        readings = self.readings
+        readings = self.run.readings
         levels = [readings.spelling(d.group_by, d.candidates) for d in self.definition.dimensions]
         return [*levels, *self.definition.time_levels]
 
@@ -253,80 +246,17 @@ class ReportStream(WindowedStream):
             params["conversionTimeMode"] = self.config["conversion_time_mode"]
         return params
 
-    def accepted(self, params: dict[str, Any]) -> None:
-        """The dimensions' spellings worked: keep them for the rest of the run."""
-        self.readings.confirm(d.group_by for d in self.definition.dimensions)
-
-    def remedies(self, params: dict[str, Any], text: str) -> list[Remedy]:
-        """The groupBy spellings first, unless the error points at sort or a column."""
-        others = super().remedies(params, text)
-        if "sort" in text.lower() or self.named_columns(params, text):
-            return [*others, self.respell_group_by]
-        return [self.respell_group_by, *others]
-
-    def respell_group_by(
-        self, context: Context | None, window: Window, params: dict[str, Any], exc: VoluumAPIError
-    ) -> bool:
-        """Find a spelling Voluum accepts for each dimension not yet confirmed.
-
-        Each candidate is tried alone in a one-row request, so the answer speaks of that
-        dimension only. True when a spelling changed; a dimension Voluum refuses in every
-        spelling fails the stream.
-        """
-        readings = self.readings
-        dims = [d for d in self.definition.dimensions if not readings.is_confirmed(d.group_by)]
-        dims.sort(
-            key=lambda d: not mentions(exc.detail, readings.spelling(d.group_by, d.candidates))
+    @cached_property
+    def remedies(self) -> Remedies:
+        """Sort, columns and the dimensions' `groupBy` spellings; dimensions never dropped."""
+        return Remedies(
+            self.run.readings,
+            name=self.name,
+            path=self.path,
+            logger=self.logger,
+            protected=frozenset((*self.definition.dimension_fields, "day", "hour")),
+            dimensions=self.definition.dimensions,
         )
-        for dim in dims:
-            current = readings.spelling(dim.group_by, dim.candidates)
-            named = mentions(exc.detail, current)  # the answer names it: no need to ask again
-            spelling = self._accepted_spelling(context, dim, window, current, skip_current=named)
-            readings.use_spelling(dim.group_by, spelling)
-            if spelling != current:
-                self.note_reading(exc, f"groupBy={spelling} from now on")
-                return True
-        return False
-
-    def _accepted_spelling(
-        self,
-        context: Context | None,
-        dim: Dimension,
-        window: Window,
-        current: str,
-        *,
-        skip_current: bool,
-    ) -> str:
-        start = self.candidates_from(dim)
-        rest = [c for c in dim.candidates[start:] if c != current]
-        for spelling in rest if skip_current else [current, *rest]:
-            if self._probe(context, spelling, window):
-                return spelling
-        tried = ", ".join(dict.fromkeys([current, *rest]))
-        msg = f"Voluum refuses to group by {dim.group_by} (groupBy tried: {tried})"
-        raise StreamFailure(msg)
-
-    def candidates_from(self, dim: Dimension) -> int:
-        """Index of the first spelling not refused in this run (the one in use comes first)."""
-        return self.readings.first_untried(dim.group_by, dim.candidates)
-
-    def _probe(self, context: Context | None, spelling: str, window: Window) -> bool:
-        """Whether Voluum accepts `groupBy=<spelling>` (a one-row request, nothing else)."""
-        request = self.get_http_request(
-            page=PageContext(stream_context=context, next_page_token=PageToken(window, 0))
-        )
-        params: dict[str, Any] = {**window.params, "tz": request.params["tz"]}
-        params.update({"groupBy": spelling, "limit": 1, "offset": 0})
-        prepared = self.build_prepared_request(
-            method="GET", url=request.url, params=params, headers=request.headers
-        )
-        try:
-            self.send_page(prepared, context, PageToken(window, 0))
-        except VoluumAPIError as exc:
-            if exc.is_refused_parameter:
-                return False
-            raise
-        return True
 
     def bookmark_after(self, context: Context | None, window: Window) -> str:
         """The start of the window's last bucket: its last hour, or its last day."""

@@ -87,6 +87,14 @@ def local_now(tz: ZoneInfo) -> datetime:
     return datetime.now(timezone.utc).astimezone(tz).replace(tzinfo=None)
 
 
+def range_end(tz: ZoneInfo, end_date: str | None) -> datetime:
+    """`min(end_date, now)` as local wall-clock time, rounded up to a whole hour."""
+    end = ceil_hour(local_now(tz))
+    if end_date:
+        end = min(end, ceil_hour(parse_setting_datetime(end_date).replace(tzinfo=None)))
+    return end
+
+
 def aware(local: datetime, tz: ZoneInfo) -> datetime:
     """Attach `tz` to a naive wall-clock time (the first of two in a repeated hour)."""
     return local.replace(tzinfo=tz, fold=0)
