@@ -1,10 +1,11 @@
-"""The report engine: :class:`ReportEngine` answers ``/report`` (and ``/report/conversions``).
+"""The report engine: :class:`ReportEngine` answers ``/report`` (``/report/conversions`` reuses it).
 
 A query (``query.py``) is aggregated over the dataset's events and conversion records: events of
 the window filtered (workspaces, dimension filters, ``include``), metrics summed per group key,
 metric filters applied, rows ordered by ``sort``/``direction`` with ties broken by the group key.
 Results are cached per normalised query (LRU, bounded by entries and rows), so paging through
-a large result only slices and renders one page. ``/report/conversions``: ``conversion_report.py``.
+a large result only slices and renders one page. ``conversion_report.py`` answers
+``/report/conversions`` with the engine's filters and cache.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from . import conversion_report
 from .catalog import ENTITY_DIMS
 from .columns import (
     COLUMN_MAPPINGS,
@@ -121,7 +121,7 @@ class ResultCache:
 
 
 class ReportEngine:
-    """Aggregates one dataset for ``/report`` and ``/report/conversions`` (LRU result cache)."""
+    """Aggregates one dataset for ``/report`` (LRU result cache; ``/report/conversions`` too)."""
 
     def __init__(self, dataset: Dataset, max_entries: int = 48, max_rows: int = 3_000_000) -> None:
         """Bind the engine to ``dataset``."""
@@ -164,10 +164,6 @@ class ReportEngine:
             "messages": [],
             "columnMappings": COLUMN_MAPPINGS,
         }
-
-    def conversions(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        """Answer ``GET /report/conversions`` (``conversion_report.py``)."""
-        return conversion_report.answer(self, query)
 
     # ------------------------------------------------------------------ aggregation
 

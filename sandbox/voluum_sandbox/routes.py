@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -25,8 +25,43 @@ from .timezones import tz_context
 
 if TYPE_CHECKING:
     from .accounts import Account
+    from .auth import Sessions
     from .data import Dataset
-    from .server import SandboxServer
+    from .dialects import Dialects
+    from .quirks import Quirks
+
+
+class SandboxServer(Protocol):
+    """What the routes read of :class:`voluum_sandbox.server.SandboxServer` (which imports this
+    module, so it is described here rather than imported): accounts, sessions, knobs, request log.
+    """  # noqa: D205
+
+    accounts: list[Account]
+    sessions: Sessions
+    quirks: Quirks
+    readings: Dialects
+    range_cap: int | None
+    range_cap_wording: str
+    workspaces_status: int
+    live_status: int
+    event_log_status: int
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and busiest windows."""
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+
+    def configure(self, **knobs: Any) -> None:
+        """Change knobs."""
+
+    def expire_tokens(self) -> None:
+        """Invalidate every token."""
+
 
 UTC = timezone.utc
 Query = dict[str, list[str]]

@@ -29,7 +29,7 @@ from .catalog import (
 )
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    from .store import Store
 
 
 def _window(start_local: datetime, end_local: datetime, tz: str) -> tuple[int, int]:
@@ -42,7 +42,7 @@ def _window(start_local: datetime, end_local: datetime, tz: str) -> tuple[int, i
 
 
 def truth_totals(
-    ds: Dataset,
+    ds: Store,
     start_local: datetime,
     end_local: datetime,
     tz: str = "Etc/GMT",
@@ -84,7 +84,7 @@ def truth_totals(
 
 
 def truth_rows(  # noqa: PLR0917 - the positional order of the README
-    ds: Dataset,
+    ds: Store,
     group_by: Sequence[str],
     start_local: datetime,
     end_local: datetime,
@@ -166,7 +166,7 @@ def row_key(row: dict[str, Any], group_by: Sequence[str]) -> tuple:
 
 
 def conversions_between(
-    ds: Dataset, start_local: datetime, end_local: datetime, tz: str = "Etc/GMT"
+    ds: Store, start_local: datetime, end_local: datetime, tz: str = "Etc/GMT"
 ) -> list[dict[str, Any]]:
     """All conversions with postback time in the wall-clock window, ordered like the API.
 
@@ -228,7 +228,7 @@ class _TruthView:
     and money, from the entity dicts and the event columns (not the report engine's tables).
     """  # noqa: D205
 
-    def __init__(self, ds: Dataset, currency: str, workspaces: Sequence[str] | None) -> None:
+    def __init__(self, ds: Store, currency: str, workspaces: Sequence[str] | None) -> None:
         """Index the raw entity dicts of ``ds`` for one truth computation."""
         code = currency.upper()
         if code not in _TRUTH_RATES:
