@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from . import late, truth
 from .entities import build_entities, build_event_log
 from .formats import UTC
+from .restating import plan_restatements
 from .store import Store
 from .traffic import build_traffic
 
@@ -29,6 +30,9 @@ class Dataset(Store):
         campaigns: number of campaigns.
         events_per_campaign_hour: traffic events per campaign and UTC hour (some hours are empty).
         zones: number of distinct ``customVariable1`` values (``zone-0000`` ...).
+        restatements: ``0``/``False`` (default): none; ``True``/``1``: a Voluum that restates
+            its past at the usual density (``restating.py``; a number scales it). See
+            :attr:`restatements` and the dataset's clock (:meth:`set_now`).
 
     """
 
@@ -47,12 +51,15 @@ class Dataset(Store):
         campaigns: int = 12,
         events_per_campaign_hour: int = 3,
         zones: int = 40,
+        restatements: float = 0,
     ) -> None:
         """Generate the whole dataset."""
         if days < 1 or campaigns < 1 or zones < 1 or events_per_campaign_hour < 0:
             raise ValueError(
                 "days, campaigns and zones must be >= 1; events_per_campaign_hour >= 0"
             )
+        if isinstance(restatements, str) or not 0 <= float(restatements) <= 100:
+            raise ValueError(f"restatements must be a rate from 0 to 100, not {restatements!r}")
         if start is None:
             start = datetime.now(UTC).date() - timedelta(days=days - 1)
         self.seed = seed
@@ -75,3 +82,5 @@ class Dataset(Store):
         build_traffic(self, random.Random(rng.getrandbits(64)))
         build_event_log(self, random.Random(rng.getrandbits(64)))
         super().__init__()
+        if restatements:
+            self.restatements = plan_restatements(self, float(restatements))

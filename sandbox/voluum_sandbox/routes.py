@@ -9,7 +9,6 @@ faults, no latency, not logged): requests, stats, clear, configure, expire-token
 from __future__ import annotations
 
 import re
-import time
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -200,7 +199,7 @@ def _live(
         tzc = tz_context(tz_name)
     except ValueError as exc:
         raise ApiError(400, "BAD_REQUEST", f"Unknown time zone: {tz_name}") from exc
-    cutoff = min(int(time.time()) + 1, ds.end_ts)
+    cutoff = min(ds.clock_ms() // 1000 + 1, ds.end_ts)
     rows = []
     for event, j in ds.latest_visits(c, limit, cutoff, clicks_only=kind == "clicks"):
         ts = ds.ev_ts[event]
@@ -232,6 +231,9 @@ def _event_log(srv: SandboxServer, query: Query, ds: Dataset) -> Response:
     direction = (first(query, "direction") or "DESC").upper()
     if direction not in ("ASC", "DESC"):
         raise ApiError(400, "INVALID_QUERY", f"Invalid sort direction: {direction}")
+    cut = ds.visible_before()  # the clock: later edits have not happened yet
+    if cut is not None:
+        hi = cut * 1000 if hi is None else min(hi, cut * 1000)
     entries = [
         e
         for e in dialects.event_log(ds)
