@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.helpers import sandbox_api, sandbox_login
-from voluum_sandbox import DIALECTS, KNOBS, Dataset, ReportEngine, SandboxServer
+from voluum_sandbox import DIALECTS, KNOBS, Dataset, ReportEngine, SandboxServer, conversion_report
 from voluum_sandbox.catalog import DIMENSIONS
 from voluum_sandbox.cli import parse_args
 from voluum_sandbox.columns import column_mappings
@@ -179,7 +179,7 @@ def test_default_reading_is_unchanged(srv: SandboxServer, api: requests.Session,
         assert report(api, **params) == expected
     conv_q = {**CONV_WINDOW, "limit": "200", "sort": "clickId", "columns": "visits"}
     expected = msgspec.json.decode(
-        msgspec.json.encode(engine.conversions({k: [v] for k, v in conv_q.items()}))
+        msgspec.json.encode(conversion_report.answer(engine, {k: [v] for k, v in conv_q.items()}))
     )
     assert ok(api, "/report/conversions", **conv_q) == expected
     log = ok(api, "/event-log", limit=10000)

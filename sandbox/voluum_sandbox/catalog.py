@@ -141,4 +141,6 @@ def convert_cents(cents: int, currency: str) -> int:
     num, den = CURRENCY_RATES[currency]
     if num == den:
         return cents
+    if cents < 0:  # half away from zero, as for a positive amount (refunds, corrections)
+        return -convert_cents(-cents, currency)
     return (cents * num * 2 + den) // (2 * den)

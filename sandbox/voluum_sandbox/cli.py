@@ -13,6 +13,7 @@ from types import FrameType
 
 from .data import Dataset
 from .dialects import DIALECTS, parse_dialects
+from .formats import instant_ms
 from .range_cap import DEFAULT_WORDING, RANGE_CAP_WORDINGS
 from .server import RATE_LIMIT_SCOPES, SandboxServer
 
@@ -90,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(RANGE_CAP_WORDINGS),
         help=f"wording of the --range-cap refusal (default {DEFAULT_WORDING})",
     )
+    p.add_argument(
+        "--now",
+        default=None,
+        metavar="INSTANT",
+        help="the sandbox clock, ISO-8601 (e.g. 2026-03-01T06:00:00Z); later data is invisible",
+    )
+    p.add_argument(
+        "--restatements",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="play a Voluum that restates its past (1 = the usual density; default 0 = off)",
+    )
     return p
 
 
@@ -105,6 +119,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--accounts must be at least 1")
     if args.range_cap is not None and args.range_cap < 0:
         parser.error("--range-cap must not be negative")
+    if args.restatements < 0:
+        parser.error("--restatements must not be negative")
+    if args.now is not None:
+        try:
+            instant_ms(args.now, "--now")
+        except ValueError as exc:
+            parser.error(str(exc))
     return args
 
 
@@ -126,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             campaigns=args.campaigns,
             events_per_campaign_hour=args.events_per_campaign_hour,
             zones=args.zones,
+            restatements=args.restatements,
         )
         for i in range(args.accounts)
     ]
@@ -140,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lose_row_day=args.lose_row_day,
         range_cap=args.range_cap,
         range_cap_wording=args.range_cap_wording,
+        now=args.now,
     )
     stop = threading.Event()
 

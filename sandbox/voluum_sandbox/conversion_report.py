@@ -107,15 +107,18 @@ def answer(engine: ReportEngine, query: dict[str, list[str]]) -> dict[str, Any]:
         sort=sort,
         descending=descending,
     )
-    picked: list[int] = engine.cache.get(("conversions", q), lambda: _select(engine, q, tzc), len)
+    cut = engine.ds.visible_before()  # the clock: postbacks after it have not happened yet
+    picked: list[int] = engine.cache.get(
+        ("conversions", q, cut), lambda: _select(engine, q, tzc, cut), len
+    )
     rows = [conversion_row(engine.ds, r, tzc, currency) for r in picked[offset : offset + limit]]
     return {"totalRows": len(picked), "rows": rows, "limit": limit, "offset": offset}
 
 
-def _select(engine: ReportEngine, q: ReportQuery, tzc: TzContext) -> list[int]:
+def _select(engine: ReportEngine, q: ReportQuery, tzc: TzContext, cut: int | None) -> list[int]:
     """Conversion records of a ``/report/conversions`` query in response order."""
     ds = engine.ds
-    records = ds.conversions_by_postback(q.start_utc, q.end_utc)
+    records = ds.conversions_by_postback(q.start_utc, q.end_utc, cut)
     rec_events = [ds.cv_event[r] for r in records]
     rec_ts = [ds.cv_post[r] for r in records]
     cols: dict[str, list[int]] = {

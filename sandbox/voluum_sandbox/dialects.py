@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .catalog import canonical_dimension
 from .columns import column_mappings
 from .conversion_report import CONVERSION_SORTABLE, conversion_row
+from .conversion_report import answer as conversion_answer
 from .query import DEFAULT_LIMIT, ReportQuery, first, many
 from .reports import ReportResult
 from .responses import ApiError
@@ -293,14 +294,14 @@ class Dialects:
     def conversions(self, engine: ReportEngine, query: Query) -> dict[str, Any]:
         """Answer ``GET /report/conversions`` under these readings."""
         if not self.active:
-            return engine.conversions(query)
+            return conversion_answer(engine, query)
         self.check_sort(query)
         if "strict_columns" in self:
             self.check_columns(query, conversion_fields(engine))
         asked = None
         if "page_cap" in self:
             query, asked = capped_query(query, DEFAULT_LIMIT)
-        return self.paging_echo(engine.conversions(query), asked)
+        return self.paging_echo(conversion_answer(engine, query), asked)
 
     # ------------------------------------------------------------------ other endpoints
 

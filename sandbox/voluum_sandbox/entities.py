@@ -16,10 +16,10 @@ from .catalog import CATEGORY, COUNTRIES, ENTITY_DIMS
 from .formats import DAY_MS, UTC, iso_ms, random_uuid
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    from .store import Store
 
 
-def build_entities(ds: Dataset, rng: random.Random) -> None:  # noqa: PLR0912, PLR0915 - a script
+def build_entities(ds: Store, rng: random.Random) -> None:  # noqa: PLR0912, PLR0915 - a script
     """Create the entity dicts and the index arrays used by the report engine."""
     n_countries = len(COUNTRIES)
     ws_public = {"id": random_uuid(rng), "name": "Public"}
@@ -268,7 +268,7 @@ def build_entities(ds: Dataset, rng: random.Random) -> None:  # noqa: PLR0912, P
     }
 
 
-def build_event_log(ds: Dataset, rng: random.Random) -> None:
+def build_event_log(ds: Store, rng: random.Random) -> None:
     """Create the entity timelines (createdTime/updatedTime) and the matching event log."""
     users = [
         {"id": random_uuid(rng), "name": "Sandbox Owner"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from datetime import date, datetime, timezone
 
@@ -11,6 +12,7 @@ EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 DAY_MS = 86_400_000
 _M64 = (1 << 64) - 1
 _B32 = "0123456789ABCDEFGHIJKLMNOPQRSTUV"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def iso_ms(ms: int) -> str:
@@ -49,3 +51,27 @@ def b32(x: int, width: int) -> str:
 def random_uuid(rng: random.Random) -> str:
     """Return a uuid4-shaped string drawn from ``rng``."""
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def instant_ms(value: datetime | date | str | float | None, name: str) -> int:
+    """Epoch milliseconds of an instant: a datetime (naive = UTC), epoch ms, or ISO-8601 text."""
+    if value is None:
+        raise ValueError(f"{name} is required")
+    if isinstance(value, bool):
+        raise ValueError(f"{name}: not an instant: {value!r}")
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"-?\d+", text):
+            return int(text)
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"{name}: not an ISO-8601 instant: {value!r}") from exc
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH  # exact integer arithmetic (no float rounding of the milliseconds)
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000

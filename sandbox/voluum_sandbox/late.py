@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import bisect
 import random
-import re
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .catalog import (
@@ -32,37 +31,12 @@ from .catalog import (
     OPERATING_SYSTEMS,
     TYPE_CUMULATIVE,
 )
-from .formats import iso_ms, random_uuid
+from .formats import instant_ms, iso_ms, random_uuid
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    from .store import Store
 
 UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def instant_ms(value: datetime | date | str | float | None, name: str) -> int:
-    """Epoch milliseconds of an instant: a datetime (naive = UTC), epoch ms, or ISO-8601 text."""
-    if value is None:
-        raise ValueError(f"{name} is required")
-    if isinstance(value, bool):
-        raise ValueError(f"{name}: not an instant: {value!r}")
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"-?\d+", text):
-            return int(text)
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValueError(f"{name}: not an ISO-8601 instant: {value!r}") from exc
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    delta = value - _EPOCH  # exact integer arithmetic (no float rounding of the milliseconds)
-    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
 def _count(value: Any, name: str) -> int:
@@ -72,7 +46,7 @@ def _count(value: Any, name: str) -> int:
     return value
 
 
-def _campaigns(ds: Dataset, campaign_ids: Sequence[str] | None) -> list[int]:
+def _campaigns(ds: Store, campaign_ids: Sequence[str] | None) -> list[int]:
     """Campaign indexes allowed to receive data: the given ids, else every active campaign."""
     items = ds.raw_entities("campaign")
     if campaign_ids is None:
@@ -149,7 +123,7 @@ def conversion_type(rng: random.Random) -> int:
 class ClickPicker:
     """Finds clicks without a conversion, visited in a window before a postback."""
 
-    def __init__(self, ds: Dataset, campaigns: list[int], max_age: int, rng: random.Random) -> None:
+    def __init__(self, ds: Store, campaigns: list[int], max_age: int, rng: random.Random) -> None:
         self.ds = ds
         self.allowed = set(campaigns)
         self.max_age = max_age
@@ -195,7 +169,7 @@ class ClickPicker:
         )
 
 
-def new_event(ds: Dataset, rng: random.Random, c: int, ts: int, n_visits: int) -> dict[str, int]:
+def new_event(ds: Store, rng: random.Random, c: int, ts: int, n_visits: int) -> dict[str, int]:
     """Column values of one new traffic event of campaign ``c`` at ``ts``."""
     flow = ds.camp_flow[c]
     osi = rng.randrange(len(OPERATING_SYSTEMS))
@@ -227,7 +201,7 @@ def new_event(ds: Dataset, rng: random.Random, c: int, ts: int, n_visits: int) -
     }
 
 
-def insert_events(ds: Dataset, new: list[dict[str, int]]) -> tuple[list[int], list[int]]:
+def insert_events(ds: Store, new: list[dict[str, int]]) -> tuple[list[int], list[int]]:
     """Merge new events (sorted by time) into the columns in place; remap conversions.
 
     Each goes after the events of its second. Returns the new index of each inserted event and
@@ -255,7 +229,7 @@ def insert_events(ds: Dataset, new: list[dict[str, int]]) -> tuple[list[int], li
 
 
 def insert_conversion(
-    ds: Dataset, event: int, click: int, *, type_index: int, post: int, pct: int
+    ds: Store, event: int, click: int, *, type_index: int, post: int, pct: int
 ) -> tuple[int, int]:
     """Add one conversion record (kept grouped by event) and update its event's sums.
 
@@ -276,7 +250,7 @@ def insert_conversion(
 
 
 def plan_entries(
-    ds: Dataset, rng: random.Random, n: int, *, at_ms: int, until_ms: int | None, call: int
+    ds: Store, rng: random.Random, n: int, *, at_ms: int, until_ms: int | None, call: int
 ) -> list[tuple[str, dict[str, Any]]]:
     """``n`` CHANGE entries on active entities, at the instants of the slot rule."""
     candidates = [
@@ -337,7 +311,7 @@ def visit_sizes(rng: random.Random, visits: int) -> list[int]:
 
 
 def add_late_data(  # noqa: PLR0912, PLR0915 - one plan, then one change
-    ds: Dataset,
+    ds: Store,
     at: datetime | str | int,
     *,
     visits: int = 0,

@@ -1,10 +1,11 @@
-"""The report engine: :class:`ReportEngine` answers ``/report`` (and ``/report/conversions``).
+"""The report engine: :class:`ReportEngine` answers ``/report`` (``/report/conversions`` reuses it).
 
 A query (``query.py``) is aggregated over the dataset's events and conversion records: events of
 the window filtered (workspaces, dimension filters, ``include``), metrics summed per group key,
 metric filters applied, rows ordered by ``sort``/``direction`` with ties broken by the group key.
 Results are cached per normalised query (LRU, bounded by entries and rows), so paging through
-a large result only slices and renders one page. ``/report/conversions``: ``conversion_report.py``.
+a large result only slices and renders one page. ``conversion_report.py`` answers
+``/report/conversions`` with the engine's filters and cache.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from . import conversion_report
 from .catalog import ENTITY_DIMS
 from .columns import (
     COLUMN_MAPPINGS,
@@ -121,7 +121,7 @@ class ResultCache:
 
 
 class ReportEngine:
-    """Aggregates one dataset for ``/report`` and ``/report/conversions`` (LRU result cache)."""
+    """Aggregates one dataset for ``/report`` (LRU result cache; ``/report/conversions`` too)."""
 
     def __init__(self, dataset: Dataset, max_entries: int = 48, max_rows: int = 3_000_000) -> None:
         """Bind the engine to ``dataset``."""
@@ -146,8 +146,9 @@ class ReportEngine:
         ``reshape`` (dialects) may return a changed copy of the cached result before paging.
         """
         q, limit, offset = parse_report_query(query)
+        cut = self.ds.visible_before()  # the clock: what has happened (None = everything)
         result: ReportResult = self.cache.get(
-            ("report", q), lambda: self.aggregate(q), lambda r: r.size
+            ("report", q, cut), lambda: self.aggregate(q, cut), lambda r: r.size
         )
         if reshape is not None:
             result = reshape(q, result)
@@ -164,10 +165,6 @@ class ReportEngine:
             "messages": [],
             "columnMappings": COLUMN_MAPPINGS,
         }
-
-    def conversions(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        """Answer ``GET /report/conversions`` (``conversion_report.py``)."""
-        return conversion_report.answer(self, query)
 
     # ------------------------------------------------------------------ aggregation
 
@@ -222,13 +219,13 @@ class ReportEngine:
         mask = self.mask(events, cols, ts, tzc, q)
         return list(zip(*(cols[d] for d in q.dims), strict=True)), mask
 
-    def aggregate(self, q: ReportQuery) -> ReportResult:
-        """Aggregate, filter and sort a report (no paging)."""
+    def aggregate(self, q: ReportQuery, cut: int | None = None) -> ReportResult:
+        """Aggregate, filter and sort a report (no paging) of what happened before ``cut``."""
         tzc = tz_context(q.tz)
-        lo, hi = self.ds.event_range(q.start_utc, q.end_utc)
+        lo, hi = self.ds.event_range(q.start_utc, q.end_utc, cut)
         acc: dict[tuple[int, ...], list[int]] = {}
-        self._add_events(q, tzc, lo, hi, acc)
-        self._add_conversions(q, tzc, lo, hi, acc)
+        self._add_events(q, tzc, lo, hi, acc, cut=cut)
+        self._add_conversions(q, tzc, lo, hi, acc, cut=cut)
         keys, metrics = self._post_filter(q, list(acc), list(acc.values()))
         columns = _transpose(metrics, WIDTH)
         order = self._order(q, keys, columns)
@@ -247,6 +244,8 @@ class ReportEngine:
         lo: int,
         hi: int,
         acc: dict[tuple[int, ...], list[int]],
+        *,
+        cut: int | None,
     ) -> None:
         """Add visits/clicks/cost... of events ``lo..hi-1`` (visit-time window) to ``acc``."""
         ds = self.ds
@@ -261,7 +260,7 @@ class ReportEngine:
             ds.ev_clicks[sl],
             ds.ev_errors[sl],
             ds.ev_impr[sl],
-            ds.cost_column(q.currency)[sl],
+            ds.cost_column(q.currency, cut)[sl],
             strict=False,  # the mask may be an endless repeat
         ):
             if ok:
@@ -283,16 +282,19 @@ class ReportEngine:
         lo: int,
         hi: int,
         acc: dict[tuple[int, ...], list[int]],
+        *,
+        cut: int | None,
     ) -> None:
-        """Add conversions by visit time (events ``lo..hi-1``) or by postback time to ``acc``."""
+        """Add conversions by visit time (events ``lo..hi-1``) or by postback time to ``acc``
+        (those whose postback is before ``cut``).
+        """  # noqa: D205
         ds = self.ds
         if q.mode == "VISIT":
-            rlo, rhi = ds.conversion_range_by_event(lo, hi)
-            records: Sequence[int] = range(rlo, rhi)
-            rec_events = ds.cv_event[rlo:rhi]
+            records: Sequence[int] = ds.visible_conversions_of_events(lo, hi, cut)
+            rec_events = [ds.cv_event[r] for r in records]
             rec_ts = [ds.ev_ts[e] for e in rec_events]
         else:
-            records = ds.conversions_by_postback(q.start_utc, q.end_utc)
+            records = ds.conversions_by_postback(q.start_utc, q.end_utc, cut)
             rec_events = [ds.cv_event[r] for r in records]
             rec_ts = [ds.cv_post[r] for r in records]
         keys, mask = self._keys(rec_events, rec_ts, tzc, q)

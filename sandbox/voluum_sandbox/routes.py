@@ -9,9 +9,8 @@ faults, no latency, not logged): requests, stats, clear, configure, expire-token
 from __future__ import annotations
 
 import re
-import time
 from datetime import date, datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -25,8 +24,43 @@ from .timezones import tz_context
 
 if TYPE_CHECKING:
     from .accounts import Account
+    from .auth import Sessions
     from .data import Dataset
-    from .server import SandboxServer
+    from .dialects import Dialects
+    from .quirks import Quirks
+
+
+class SandboxServer(Protocol):
+    """What the routes read of :class:`voluum_sandbox.server.SandboxServer` (which imports this
+    module, so it is described here rather than imported): accounts, sessions, knobs, request log.
+    """  # noqa: D205
+
+    accounts: list[Account]
+    sessions: Sessions
+    quirks: Quirks
+    readings: Dialects
+    range_cap: int | None
+    range_cap_wording: str
+    workspaces_status: int
+    live_status: int
+    event_log_status: int
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and busiest windows."""
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+
+    def configure(self, **knobs: Any) -> None:
+        """Change knobs."""
+
+    def expire_tokens(self) -> None:
+        """Invalidate every token."""
+
 
 UTC = timezone.utc
 Query = dict[str, list[str]]
@@ -165,7 +199,7 @@ def _live(
         tzc = tz_context(tz_name)
     except ValueError as exc:
         raise ApiError(400, "BAD_REQUEST", f"Unknown time zone: {tz_name}") from exc
-    cutoff = min(int(time.time()) + 1, ds.end_ts)
+    cutoff = min(ds.clock_ms() // 1000 + 1, ds.end_ts)
     rows = []
     for event, j in ds.latest_visits(c, limit, cutoff, clicks_only=kind == "clicks"):
         ts = ds.ev_ts[event]
@@ -197,6 +231,9 @@ def _event_log(srv: SandboxServer, query: Query, ds: Dataset) -> Response:
     direction = (first(query, "direction") or "DESC").upper()
     if direction not in ("ASC", "DESC"):
         raise ApiError(400, "INVALID_QUERY", f"Invalid sort direction: {direction}")
+    cut = ds.visible_before()  # the clock: later edits have not happened yet
+    if cut is not None:
+        hi = cut * 1000 if hi is None else min(hi, cut * 1000)
     entries = [
         e
         for e in dialects.event_log(ds)

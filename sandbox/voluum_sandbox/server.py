@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Collection, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -21,6 +21,7 @@ from .auth import Sessions, token_hash
 from .data import Dataset
 from .dialects import Dialects, parse_day, parse_dialects
 from .faults import Faults
+from .formats import instant_ms
 from .quirks import QUIRK_KNOBS, Quirks
 from .range_cap import DEFAULT_WORDING, parse_range_cap, parse_wording
 from .reports import ReportEngine
@@ -42,6 +43,7 @@ KNOBS = (
     "range_cap",
     "range_cap_wording",
     "rate_limit_scope",
+    "now",
     *QUIRK_KNOBS,
 )
 RATE_LIMIT_SCOPES = ("token", "address")
@@ -73,6 +75,8 @@ class SandboxServer:
         range_cap: days: ``/report`` and ``/report/conversions`` refuse a longer window with
             400 (``None``/0 = off; see ``range_cap.py``).
         range_cap_wording: the refusal's code and description (``RANGE_CAP_WORDINGS``).
+        now: the sandbox clock of every account (``Dataset.set_now``): an instant (datetime,
+            naive = UTC, or ISO-8601 text); ``None`` = the real clock. Later data is invisible.
         quirks: the knobs of ``quirks.py`` (``odd_shapes``, ``cents_off_day``, ``twin_visits``,
             ``clock_behind``, ``event_log_requires_to``); all off by default.
 
@@ -98,6 +102,7 @@ class SandboxServer:
         lose_row_day: str | date | None = None,
         range_cap: int | None = None,
         range_cap_wording: str = DEFAULT_WORDING,
+        now: datetime | str | None = None,
         **quirks: Any,
     ) -> None:
         """Prepare the server (call :meth:`start` to serve)."""
@@ -123,6 +128,8 @@ class SandboxServer:
         self.range_cap: int | None = None
         self.range_cap_wording = DEFAULT_WORDING
         self.quirks = Quirks()  # ``srv.quirks.odd_shapes``...
+        if now is not None:  # else each dataset keeps its own clock
+            quirks["now"] = now
         self.configure(
             **quirks,
             latency=latency,
@@ -222,6 +229,11 @@ class SandboxServer:
         """The ``lose_row_day`` knob (``"YYYY-MM-DD"`` or ``None``)."""
         return self.readings.lose_row_day
 
+    @property
+    def now(self) -> datetime | None:
+        """The sandbox clock (the first account's; ``None`` = the real clock)."""
+        return self.dataset.now
+
     def configure(self, **knobs: Any) -> None:
         """Change knobs at runtime (names in ``KNOBS``; see the README): all are validated
         before any changes, so a ``ValueError`` changes nothing.
@@ -247,8 +259,10 @@ class SandboxServer:
                 statuses[name] = int(knobs[name] or 200)
                 if statuses[name] not in (200, 403, 404):
                     raise ValueError(f"{name} must be 200, 403 or 404")
+        now = instant_ms(knobs["now"], "now") if knobs.get("now") is not None else None
         if "faults" in knobs:
             self.faults.configure(knobs["faults"])
+        self._set_clock(knobs, now)
         self.range_cap, self.range_cap_wording = cap, wording
         self.rate_limit_scope = scope
         self.quirks, self.readings = changed_quirks, readings
@@ -265,6 +279,12 @@ class SandboxServer:
             if "retry_after" in knobs:
                 ra = knobs["retry_after"]
                 self.retry_after = None if ra is None else int(ra)
+
+    def _set_clock(self, knobs: dict[str, Any], now: int | None) -> None:
+        """Apply a validated ``now`` knob (when given) to every account's dataset."""
+        if "now" in knobs:
+            for account in self.accounts:
+                account.dataset.set_now(now)
 
     def fail_next(
         self, kind: str, count: int = 1, login: bool = False, path: str | None = None

@@ -19,10 +19,10 @@ from .catalog import (
 )
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    from .store import Store
 
 
-def build_traffic(ds: Dataset, rng: random.Random) -> None:  # noqa: PLR0912, PLR0915 - hot loop
+def build_traffic(ds: Store, rng: random.Random) -> None:  # noqa: PLR0912, PLR0915 - hot loop
     """Generate hourly events (sorted by visit time) and their individual conversions."""
     rnd = rng.random
     per_hour = ds.events_per_campaign_hour

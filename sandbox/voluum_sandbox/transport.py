@@ -12,18 +12,29 @@ import socket
 import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .server import SandboxServer
+    from .responses import Response
+
+
+class Sandbox(Protocol):
+    """What answers the requests: :class:`~voluum_sandbox.server.SandboxServer` (which imports
+    this module, so it is described here rather than imported).
+    """  # noqa: D205
+
+    def handle(
+        self, method: str, raw_path: str, headers: Any, body: bytes, client: str | None = None
+    ) -> tuple[Response, dict[str, Any] | None]:
+        """The response to one request, and its log entry."""
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
-    """Threaded HTTP server that knows its :class:`SandboxServer` and its open connections."""
+    """Threaded HTTP server that knows its :class:`Sandbox` and its open connections."""
 
     daemon_threads = True
     request_queue_size = 256
-    sandbox: SandboxServer
+    sandbox: Sandbox
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         """Bind and start tracking connections."""
@@ -53,7 +64,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
 
 class RequestHandler(BaseHTTPRequestHandler):
-    """Reads a request, lets :class:`SandboxServer` answer it and writes the response."""
+    """Reads a request, lets the :class:`Sandbox` answer it and writes the response."""
 
     protocol_version = "HTTP/1.1"
     server_version = "Voluum-Portal/1.0"

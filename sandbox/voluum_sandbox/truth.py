@@ -9,7 +9,7 @@ fixed vocabulary (``catalog.py``) is shared.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ from .catalog import (
 )
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    from .store import Store
 
 
 def _window(start_local: datetime, end_local: datetime, tz: str) -> tuple[int, int]:
@@ -42,7 +42,7 @@ def _window(start_local: datetime, end_local: datetime, tz: str) -> tuple[int, i
 
 
 def truth_totals(
-    ds: Dataset,
+    ds: Store,
     start_local: datetime,
     end_local: datetime,
     tz: str = "Etc/GMT",
@@ -63,28 +63,31 @@ def truth_totals(
     view = _TruthView(ds, currency, workspaces)
     mode = _truth_mode(conversion_time_mode)
     u0, u1 = _window(start_local, end_local, tz)
+    cut = ds.visible_before()
+    u1_events = u1 if cut is None else min(u1, cut)
+    cost = _costs(ds, cut)
     out = dict.fromkeys(
         ("visits", "uniqueVisits", "clicks", "conversions", "cost_cents", "revenue_cents"), 0
     )
     out["errors"] = out["impressions"] = 0
     for i, ts in enumerate(ds.ev_ts):
-        if u0 <= ts < u1 and view.in_workspaces(i):
+        if u0 <= ts < u1_events and view.in_workspaces(i):
             out["visits"] += ds.ev_visits[i]
             out["uniqueVisits"] += ds.ev_uv[i]
             out["clicks"] += ds.ev_clicks[i]
-            out["cost_cents"] += view.money(ds.ev_cost[i])
+            out["cost_cents"] += view.money(cost(i))
             out["errors"] += ds.ev_errors[i]
             out["impressions"] += ds.ev_impr[i]
     for r, event in enumerate(ds.cv_event):
         when = ds.ev_ts[event] if mode == "VISIT" else ds.cv_post[r]
-        if u0 <= when < u1 and view.in_workspaces(event):
+        if u0 <= when < u1 and _happened(ds.cv_post[r], cut) and view.in_workspaces(event):
             out["conversions"] += 1
             out["revenue_cents"] += view.money(ds.cv_rev[r])
     return out
 
 
 def truth_rows(  # noqa: PLR0917 - the positional order of the README
-    ds: Dataset,
+    ds: Store,
     group_by: Sequence[str],
     start_local: datetime,
     end_local: datetime,
@@ -115,6 +118,8 @@ def truth_rows(  # noqa: PLR0917 - the positional order of the README
         raise ValueError(f"unknown include {include!r}")
     zone = ZoneInfo(tz)
     u0, u1 = _window(start_local, end_local, tz)
+    cut = ds.visible_before()
+    cost = _costs(ds, cut)
     rows: dict[tuple, dict[str, int]] = {}
 
     def row(key: tuple) -> dict[str, int]:
@@ -139,17 +144,17 @@ def truth_rows(  # noqa: PLR0917 - the positional order of the README
         return found
 
     for i, ts in enumerate(ds.ev_ts):
-        if u0 <= ts < u1 and view.keep(dims, i, include):
+        if u0 <= ts < u1 and _happened(ts, cut) and view.keep(dims, i, include):
             acc = row(view.key(dims, i, ts, zone))
             acc["visits"] += ds.ev_visits[i]
             acc["uniqueVisits"] += ds.ev_uv[i]
             acc["clicks"] += ds.ev_clicks[i]
-            acc["cost_cents"] += view.money(ds.ev_cost[i])
+            acc["cost_cents"] += view.money(cost(i))
             acc["errors"] += ds.ev_errors[i]
             acc["impressions"] += ds.ev_impr[i]
     for r, event in enumerate(ds.cv_event):
         when = ds.ev_ts[event] if mode == "VISIT" else ds.cv_post[r]
-        if u0 <= when < u1 and view.keep(dims, event, include):
+        if u0 <= when < u1 and _happened(ds.cv_post[r], cut) and view.keep(dims, event, include):
             acc = row(view.key(dims, event, when, zone))
             slot = CONVERSION_TYPES[ds.cv_type[r]][0]
             revenue = view.money(ds.cv_rev[r])
@@ -166,7 +171,7 @@ def row_key(row: dict[str, Any], group_by: Sequence[str]) -> tuple:
 
 
 def conversions_between(
-    ds: Dataset, start_local: datetime, end_local: datetime, tz: str = "Etc/GMT"
+    ds: Store, start_local: datetime, end_local: datetime, tz: str = "Etc/GMT"
 ) -> list[dict[str, Any]]:
     """All conversions with postback time in the wall-clock window, ordered like the API.
 
@@ -177,7 +182,10 @@ def conversions_between(
     """
     zone = ZoneInfo(tz)
     u0, u1 = _window(start_local, end_local, tz)
-    picked = sorted((post, r) for r, post in enumerate(ds.cv_post) if u0 <= post < u1)
+    cut = ds.visible_before()
+    picked = sorted(
+        (post, r) for r, post in enumerate(ds.cv_post) if u0 <= post < u1 and _happened(post, cut)
+    )
     out = []
     for post, r in picked:
         event = ds.cv_event[r]
@@ -215,6 +223,23 @@ _TRUTH_RATES: dict[str, Decimal] = {
 }
 
 
+def _happened(ts: int, cut: int | None) -> bool:
+    """Whether an instant (epoch s) is before the clock's bound ``cut`` (``None``: always)."""
+    return cut is None or ts < cut
+
+
+def _costs(ds: Store, cut: int | None) -> Callable[[int], int]:
+    """Event index -> USD cost as of ``cut``: generated cost + the plan's cost deltas landed."""
+    extra: dict[int, int] = {}
+    plan = ds.restatements
+    if plan is not None:
+        for land, uid, delta in zip(plan.cost_land, plan.cost_uid, plan.cost_delta, strict=True):
+            if cut is None or land < cut:
+                extra[uid] = extra.get(uid, 0) + delta
+    base, uids = ds.ev_cost, ds.ev_uid
+    return lambda i: base[i] + extra.get(uids[i], 0)
+
+
 def _truth_mode(mode: str) -> str:
     """Validate a conversion time mode (``VISIT`` or ``CONVERSION``, any case)."""
     upper = mode.upper()
@@ -228,7 +253,7 @@ class _TruthView:
     and money, from the entity dicts and the event columns (not the report engine's tables).
     """  # noqa: D205
 
-    def __init__(self, ds: Dataset, currency: str, workspaces: Sequence[str] | None) -> None:
+    def __init__(self, ds: Store, currency: str, workspaces: Sequence[str] | None) -> None:
         """Index the raw entity dicts of ``ds`` for one truth computation."""
         code = currency.upper()
         if code not in _TRUTH_RATES:
