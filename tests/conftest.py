@@ -15,6 +15,18 @@ if TYPE_CHECKING:
 
 DATA_START = date(2026, 2, 20)
 DATA_DAYS = 30
+# Seconds a `slow` test may take (pytest-timeout; the others: `timeout` in pyproject.toml).
+# Its module's fixtures may install Meltano and run whole pipelines in its time.
+SLOW_TIMEOUT = 1800
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every `slow` test without a timeout of its own `SLOW_TIMEOUT` seconds."""
+    if not config.pluginmanager.hasplugin("timeout"):  # pytest-timeout not installed
+        return
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
