@@ -34,7 +34,7 @@ CUSTOM_FIGURE = re.compile(r"^custom(Conversions|Revenue)(\d+)$")
 """Custom conversion and revenue columns, as the streams name them (`dimensions.py`)."""
 PRINT_CHARS = 6
 """6 base64url characters, 36 bits: a changed day keeps its print with odds 1 in 6.9e10."""
-_PRINT = re.compile(rf"^[A-Za-z0-9_-]{{{PRINT_CHARS}}}$")
+_PRINT = re.compile(rf"[A-Za-z0-9_-]{{{PRINT_CHARS}}}")
 _PLACES = Decimal("0.000001")
 """Amounts are rounded to 6 places: Voluum's have 4 at most, float noise sits far below."""
 _DIGITS = Context(prec=60, rounding=ROUND_HALF_EVEN)
@@ -216,7 +216,7 @@ def _decode(value: Any) -> tuple[dict[str, str], dict[date, str]]:
     first = date.fromisoformat(value["first"])
     prints: dict[date, str] = {}
     for n, slot in enumerate(text.split(",")):
-        if slot and not _PRINT.match(slot):
+        if slot and not _PRINT.fullmatch(slot):
             raise ValueError(f"slot {n} is {slot[:12]!r}")
         if slot:
             prints[first + timedelta(days=n)] = slot

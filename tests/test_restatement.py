@@ -176,6 +176,7 @@ def test_the_state_round_trips_with_gaps_and_stays_small_at_90_days() -> None:
         {"format": 1, "stamp": STAMP, "first": "yesterday", "prints": "abcdef"},
         {"format": 1, "stamp": STAMP, "first": None, "prints": "abcdef"},
         {"format": 1, "stamp": STAMP, "first": "2026-01-01", "prints": "abc,defghi"},
+        {"format": 1, "stamp": STAMP, "first": "2026-01-01", "prints": "abcdef\n"},
         {"format": 1, "stamp": STAMP, "first": "2026-01-01", "prints": ["abcdef"]},
     ],
 )
