@@ -12,6 +12,14 @@ range into windows one at a time, as wide as the data allows:
 - whatever the sizing, a window Voluum refuses for its span is halved, and the widest span
   that worked holds for the rest of the run (`Readings.widest_span`); a window that keeps
   failing after its retries is halved once (`split_in_halves`).
+
+A plan may also read some days before its range (`restated`: past days Voluum changed,
+issue #24 §2). The plan then starts at the earliest of them and reads only the days it
+`wants`: before its first day, the cursor jumps to the next restated day, and a window
+ends after the last restated day it reaches (or runs on into the range). A window may
+span unwanted days between restated ones (one read is cheaper than several narrow ones),
+still at most the usual width and split by rows as ever; the read path drops the rows of
+the days the plan does not want. Without `restated` a plan cuts as it always did.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from zoneinfo import ZoneInfo
 from tap_voluum.errors import TRANSIENT_EXCEPTIONS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 PARAM_FORMAT = "%Y-%m-%dT%H:00:00"
 MAX_AUTO_DAYS = 31
@@ -122,9 +130,17 @@ class WindowPlan:
         days: int | None,
         widest: Callable[[], int | None] = lambda: None,
         max_rows: int | None = None,
+        restated: Iterable[date] = (),
     ) -> None:
-        self.start = datetime.combine(first_day, datetime.min.time())
+        self.normal_start = _midnight(first_day)
+        """Where the range starts (`start` may be earlier, at the first restated day)."""
         self.end = end
+        self.restated = tuple(
+            sorted({d for d in restated if _midnight(d) < min(self.normal_start, end)})
+        )
+        """Days before the range read too (days later in it are read anyway)."""
+        self._restated = frozenset(self.restated)
+        self.start = _midnight(self.restated[0]) if self.restated else self.normal_start
         self.cursor = self.start
         self.fixed_days = days
         """The user's `report_window_days`; None: automatic."""
@@ -144,7 +160,13 @@ class WindowPlan:
 
     def same_range(self, other: WindowPlan) -> bool:
         """Whether two plans cut the same range the same way."""
-        return (self.start, self.end, self.fixed_days) == (other.start, other.end, other.fixed_days)
+        return (self.start, self.end, self.fixed_days, self.normal_start, self.restated) == (
+            other.start,
+            other.end,
+            other.fixed_days,
+            other.normal_start,
+            other.restated,
+        )
 
     @property
     def empty(self) -> bool:
@@ -159,18 +181,67 @@ class WindowPlan:
         widest = self.widest()
         return max(1, min(days, widest)) if widest else days
 
+    def wants(self, day: date) -> bool:
+        """Whether the plan reads `day`'s rows: a day of the range, or a restated one."""
+        return day >= self.normal_start.date() or day in self._restated
+
     def next(self) -> Window | None:
         """Cut the next window off the range, or None when all of it is cut."""
+        if self.restated:
+            self.cursor = self._wanted_from(self.cursor)
         if self.cursor >= self.end:
             return None
-        window = cut(self.cursor, self.end, self.days())[0]
-        self.cursor = window.end
+        window = self._cut(self.cursor, self.end, self.days(), first_only=True)[0]
+        self.cursor = self._wanted_from(window.end) if self.restated else window.end
         return window
 
     def windows_left(self) -> int:
         """Windows not cut yet, at today's width."""
+        if self.restated:
+            return len(self._cut(self.cursor, self.end, self.days()))
         left = self.end - self.cursor
         return max(0, math.ceil(left / timedelta(days=self.days())))
+
+    def _cut(
+        self, start: datetime, end: datetime, days: int, *, first_only: bool = False
+    ) -> list[Window]:
+        """`cut`, of the wanted days only: each window trimmed to the days it wants."""
+        if not self.restated:
+            return cut(start, end, days)[:1] if first_only else cut(start, end, days)
+        windows: list[Window] = []
+        cursor = self._wanted_from(start)
+        while cursor < end and not (first_only and windows):
+            window = self._trim(Window(cursor, min(cursor + timedelta(days=days), end)))
+            if window is None:  # cannot be: the cursor is on a wanted day
+                break
+            windows.append(window)
+            cursor = self._wanted_from(window.end)
+        return windows
+
+    def _wanted_from(self, moment: datetime) -> datetime:
+        """The first wanted hour at or after `moment`."""
+        if moment >= self.normal_start:
+            return moment
+        for day in self.restated:
+            start = _midnight(day)
+            if start + timedelta(days=1) > moment:
+                return max(start, moment)
+        return self.normal_start
+
+    def _wanted_until(self, moment: datetime) -> datetime | None:
+        """The end of the last wanted hour before `moment`, or None."""
+        if moment > self.normal_start:
+            return moment
+        starts = [_midnight(day) for day in self.restated if _midnight(day) < moment]
+        return min(starts[-1] + timedelta(days=1), moment) if starts else None
+
+    def _trim(self, window: Window) -> Window | None:
+        """The window without the unwanted days at its ends, or None if it wants none."""
+        start = self._wanted_from(window.start)
+        end = self._wanted_until(window.end)
+        if end is None or start >= end:
+            return None
+        return replace(window, start=start, end=end)
 
     def learn(self, window: Window, total_rows: int | None) -> None:
         """A window's first page said how many rows it holds: size the next ones by it."""
@@ -224,11 +295,13 @@ class WindowPlan:
     def split_for_rows(self, window: Window, total_rows: int) -> list[Window]:
         """The window cut in parts of at most `max_rows` rows each, at its rows per day."""
         days = max(1, self.max_rows * window.days // max(total_rows, 1))
-        return cut(window.start, window.end, days)
+        return self._cut(window.start, window.end, days)
 
     def split_in_halves(self, window: Window, *, after_errors: bool = False) -> list[Window]:
         """The window in two halves of whole days (the first half the longer)."""
         halves = cut(window.start, window.end, math.ceil(window.days / 2))
+        if self.restated:
+            halves = [trimmed for half in halves if (trimmed := self._trim(half))]
         return [replace(w, halved=True) for w in halves] if after_errors else halves
 
     def describe(self, served: int, page_size: int, rate: float) -> str:
@@ -239,6 +312,8 @@ class WindowPlan:
         left and of `page_size` is what Voluum serves at most).
         """
         served = served if 0 < served < page_size else page_size
+        if self.restated:
+            return self._describe_restated(served, rate)
         days = max(1, round((self.end - self.start) / timedelta(days=1)))
         width = min(self.days(), days)
         windows = math.ceil(days / width)
@@ -250,6 +325,27 @@ class WindowPlan:
             f"about {_count(requests, 'request')}, about {duration(requests / rate)} "
             f"at {rate:g} requests/s"
         )
+
+    def _describe_restated(self, served: int, rate: float) -> str:
+        """`describe` for a plan that reads restated days before its range."""
+        width = self.days()
+        windows = self._cut(self.start, self.end, width)
+        rows = self.rows_per_day or 0
+        requests = sum(max(1, math.ceil(rows * w.days / max(served, 1))) for w in windows)
+        first, last = self.restated[0], self.restated[-1]
+        days = f"{first:%Y-%m-%d}" if first == last else f"{first:%Y-%m-%d} .. {last:%Y-%m-%d}"
+        return (
+            f"{_count(len(self.restated), 'restated day')} ({days}) and "
+            f"{self.normal_start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M}, "
+            f"{_count(len(windows), 'window')} of at most {_count(width, 'day')}, "
+            f"about {_count(requests, 'request')}, about {duration(requests / rate)} "
+            f"at {rate:g} requests/s"
+        )
+
+
+def _midnight(day: date) -> datetime:
+    """A local day's first hour."""
+    return datetime.combine(day, datetime.min.time())
 
 
 def _count(number: int, thing: str) -> str:
