@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
+from tests.helpers import bookmarks_of
 from tests.test_meltano import (  # noqa: F401 - `meltano` and `timings` are fixtures
     MELTANO,
     PLUGIN_PYTHON,
@@ -235,7 +236,7 @@ def story(
     env: dict[str, str],
     timings: dict[str, float],  # noqa: F811
 ) -> dict[str, Any]:
-    """Shard A, shard B, shard A again, then shard B failing: what each step left."""
+    """Shard A, B, A again, B failing, B run again (key fixed): what each step left."""
     shards = Shards(installed, project, env)
     seen: dict[str, Any] = {}
 
@@ -255,6 +256,7 @@ def story(
         ("b", "shard-b", {}),
         ("a-again", "shard-a", {}),
         ("b-fails", "shard-b", {"SHARD_B_ACCOUNTS": accounts_json_wrong(env)}),
+        ("b-rerun", "shard-b", {}),
     ):
         seen["ran"].add(shard)
         step(name, shard, **extra)
@@ -328,6 +330,12 @@ def assert_account_truth(tables: dict[str, list[dict]], account: str, dataset: D
     )
 
 
+def bookmark(states: dict[str, str], shard: str, account: str) -> str | None:
+    """An account's campaign_report bookmark in a shard's state (`meltano state get`)."""
+    state = json.loads(states[shard])["singer_state"]
+    return bookmarks_of(state, account).get("campaign_report", {}).get("replication_key_value")
+
+
 def accounts_in(tables: dict[str, list[dict]]) -> dict[str, set[str]]:
     return {stream: {r["account"] for r in tables.get(stream, [])} for stream in STREAMS}
 
@@ -392,3 +400,20 @@ def test_failing_shard_leaves_the_other_untouched(story: dict, datasets: list[Da
         assert_account_truth(failed["tables"], name, dataset)
     assert "1 account failed: west (access key rejected)" in failed["log"]
     assert WRONG_KEY not in failed["log"], "the wrong key is in Meltano's log"
+
+
+@pytest.mark.slow
+def test_failed_shard_run_again_resumes_from_its_state(
+    story: dict, datasets: list[Dataset]
+) -> None:
+    """The failed account keeps its bookmark; the rerun loads all, shard A still untouched."""
+    before, failed, rerun = story["a-again"], story["b-fails"], story["b-rerun"]
+    for account in SHARDS["shard-b"]:
+        assert bookmark(failed["states"], "shard-b", account) == bookmark(
+            before["states"], "shard-b", account
+        ), account
+    assert rerun["rc"] == 0
+    for name, dataset in zip(NAMES, datasets, strict=True):
+        assert_account_truth(rerun["tables"], name, dataset)
+    assert rerun["states"]["shard-a"] == before["states"]["shard-a"]
+    assert shard_rows(rerun["tables"], "shard-a") == shard_rows(before["tables"], "shard-a")
