@@ -12,11 +12,14 @@ target-duckdb`, each account's rows of `campaigns`, `offers` and `campaign_repor
 account's data, and only the accounts of the shards run so far are there. Meltano keeps one
 state per shard (`meltano state list`); a second run of shard A leaves shard B's state byte for
 byte as it was; shard B failing (a wrong access key for west) exits non-zero and leaves shard
-A's rows (their `_sdc_batched_at` included) and state untouched.
+A's rows (their `_sdc_batched_at` included) and state untouched, keeps its accounts' bookmarks,
+and run again with the right key loads every account.
 
-The plugin environments are the ones tests/test_meltano.py uses (.meltano/, installed here
-when missing or stale); the copy runs with `--no-install` and MELTANO_SYS_DIR_ROOT pointing at
-them, so nothing is installed from the temporary directory.
+The plugin environments are the ones tests/test_meltano.py uses (.meltano/, brought up to date
+by `meltano install tap-voluum target-duckdb` in the repository); the copy runs with
+`--no-install` and MELTANO_SYS_DIR_ROOT pointing at them, so nothing is installed from the
+temporary directory. A quick test checks that Meltano accepts meltano.yml's daily job and
+schedule (`meltano job list`, `meltano schedule list`, `meltano run --dry-run`).
 """
 
 from __future__ import annotations
