@@ -11,6 +11,7 @@ from tap_voluum.readings import Readings
 if TYPE_CHECKING:
     import logging
 
+    from tap_voluum.restated_days import RestatedDays
     from tap_voluum.streams.sync_ahead import SyncAhead
 
 
@@ -25,6 +26,8 @@ class SyncRun:
     """Accounts whose work stopped (a rejected key, a denied endpoint) and why."""
     ahead: SyncAhead = field(init=False)
     """The page feed and the units planned ahead (set by the tap once its settings are read)."""
+    restated: RestatedDays = field(init=False)
+    """Which past days each account restated (set by the tap once its state is read)."""
     notices: set[str] = field(default_factory=set)
     """Run-wide notices already logged (`stamps`: rows a changed setting leaves behind)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -23,8 +23,10 @@ from tap_voluum.errors import (
     VoluumAuthError,
     VoluumError,
 )
+from tap_voluum.restated_days import STATE_KEY as RESTATED_KEY
+from tap_voluum.restated_days import RestatedDays
 from tap_voluum.run import SyncRun
-from tap_voluum.sdk_compat import WholeLineWriter, build_tap, print_about
+from tap_voluum.sdk_compat import WholeLineWriter, build_tap, print_about, tap_entry
 from tap_voluum.settings import check_settings
 from tap_voluum.streams.base import VoluumStream, keyed_by_account
 from tap_voluum.streams.columns import ReportColumnsStream
@@ -179,8 +181,21 @@ class TapVoluum(Tap):
         th.Property(
             "lookback_days",
             th.IntegerType(minimum=0),
-            default=3,
-            description="Days before the bookmark read again on each sync (late conversions).",
+            default=1,
+            description=(
+                "Days before the bookmark's day read again on every sync, whatever changed. "
+                "Older days are read again when Voluum changed them (restatement_days)."
+            ),
+        ),
+        th.Property(
+            "restatement_days",
+            th.IntegerType(minimum=0, maximum=731),
+            default=90,
+            description=(
+                "How far back, in days, each sync checks which past days Voluum changed "
+                "(late conversions, uploads, cost updates) and reads those days again in "
+                "every report stream; one request per 31 days per account. 0 turns it off."
+            ),
         ),
         th.Property(
             "report_window_days",
@@ -256,11 +271,19 @@ class TapVoluum(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._strict = kwargs.get("validate_config", True)
         self.run = SyncRun()
+        self._kept_prints: Any = None
         self._client: VoluumClient | None = None
         super().__init__(*args, **kwargs)
         if self._strict:
             check_settings(self.config)
         self.run.ahead = SyncAhead(self, int(self.config.get("max_concurrency") or 8))
+        self.run.restated = RestatedDays(self, self._kept_prints)
+
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        """The SDK's bookmarks, and the day prints of the last sync (`restated_days`)."""
+        super().load_state(state)
+        self._kept_prints = tap_entry(state, RESTATED_KEY)
 
     @override
     def discover_streams(self) -> list[Stream]:

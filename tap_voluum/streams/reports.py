@@ -217,6 +217,7 @@ class ReportStream(WindowedStream):
     local_fields = frozenset({BUCKET_KEY, "timeZone", "currency", "account"})
     completer_fields = ("day", "hour")
     columns_listed_only = True
+    restates = True
     distinct_rows = True
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -88,6 +88,8 @@ class WindowedStream(VoluumStream):
     """Rows are unique by primary key (report groups): repeats across pages are dropped."""
     columns_listed_only: ClassVar[bool] = False
     """Ask only for columns `/column/info` listed (report columns)."""
+    restates: ClassVar[bool] = False
+    """Reads again the past days Voluum restated (`restated_days`; report streams)."""
     record_writer: RecordWriter | None = None
     """Writes the records exactly as the SDK would, chosen once per read; None: the SDK."""
 
@@ -116,7 +118,8 @@ class WindowedStream(VoluumStream):
         """The windows this sync reads, from `start_date`'s day or the bookmark's.
 
         The bookmark is the last bucket of the last window written whole, so everything
-        before it was read; `lookback_days` re-reads late conversions and cost changes. A
+        before it was read; `lookback_days` re-reads the days before it, and the past days
+        Voluum changed since the last sync are read again too (`restated_days`). A
         bookmark made under other settings (`stamps`) counts for nothing. `--test` reads
         the last hour alone.
         """
@@ -128,9 +131,18 @@ class WindowedStream(VoluumStream):
         if bookmark:
             day = parse_setting_datetime(str(bookmark)).astimezone(tz).date()
             first = max(first, day - timedelta(days=int(self.config["lookback_days"])))
+        restated: tuple[date, ...] = ()
         if self.connection_test:
             first = max(first, (end - timedelta(hours=1)).date())
-        plan = WindowPlan(first, end, days=self.window_days, widest=self.run.readings.widest_span)
+        elif self.restates:
+            restated = self.run.restated.days(self, context)
+        plan = WindowPlan(
+            first,
+            end,
+            days=self.window_days,
+            widest=self.run.readings.widest_span,
+            restated=restated,
+        )
         plan.label = self.label(context)
         return plan
 
@@ -308,10 +320,19 @@ class WindowedStream(VoluumStream):
     # --- the ordered, concurrent read ------------------------------------------------
 
     @override
-    def get_records(self, context: Context | None) -> Iterable[dict]:  # noqa: PLR0912 - one loop
-        """Every window's records in order; after each whole window, its bookmark and STATE."""
-        if self.failed_for(context):
-            return
+    def get_records(self, context: Context | None) -> Iterable[dict]:
+        """Every window's records in order; after each whole window, its bookmark and STATE.
+
+        A window of restated days before the range (`WindowPlan.restated`) gives the
+        records of those days alone, whole, and moves no bookmark.
+        """
+        if not self.failed_for(context):
+            yield from self.read_windows(context)
+        if self.restates and not self.connection_test:
+            self.run.restated.unit_done(self, context)
+
+    def read_windows(self, context: Context | None) -> Iterable[dict]:  # noqa: PLR0912 - one loop
+        """The read, top to bottom: windows, pages, records, checks, bookmark."""
         with self.isolated(context):
             stamp = self.row_stamp(context)
             changes = stamp.changes(peek_context_state(self, context))
@@ -325,6 +346,7 @@ class WindowedStream(VoluumStream):
             path = record_path(self, context)
             reconciler = self.make_reconciler()
             keys = tuple(self.primary_keys or ())
+            plan = scheduler.windows
             progress = Progress(self.logger, label, scheduler.windows_left)
             self.record_writer = writer = record_writer(self)
             with self.run.ahead.reading(self, scheduler):
@@ -341,6 +363,8 @@ class WindowedStream(VoluumStream):
                                 records = tally.fresh(chunk, keys)
                                 if reconciler:
                                     add_up(reconciler, records)
+                                if window.start < plan.normal_start:  # restated days only
+                                    records = of_wanted_days(records, plan, self.replication_key)
                                 yield from records
                                 if writer:
                                     writer.flush()
@@ -348,7 +372,7 @@ class WindowedStream(VoluumStream):
                         if reconciler and tally.pages:
                             reconcile(self, context, reconciler, window, tally.totals)
                         progress.window_done(window, tally)
-                        if not self.connection_test:
+                        if not self.connection_test and window.end > plan.normal_start:
                             bookmark(self, context, window, stamp)
                 finally:
                     if writer:
@@ -370,6 +394,14 @@ def bookmark(
     stamp.put(state)
     if stream.get_batch_config(stream.config) is None:
         write_state(stream)
+
+
+def of_wanted_days(records: list[dict], plan: WindowPlan, key: str | None) -> list[dict]:
+    """The records of the days the plan wants (a window over restated days spans others)."""
+    if key is None:
+        return records
+    wants = plan.wants
+    return [r for r in records if wants(date.fromisoformat(str(r[key])[:10]))]
 
 
 def record_path(stream: WindowedStream, context: Context | None) -> RecordPath:

@@ -1,0 +1,196 @@
+"""Past days Voluum restated since the last sync, found once per account and run (issue #24).
+
+Voluum changes past days: under visit-time reporting a late postback adds to its visit's
+day, uploads correct conversions of any age, imported cost replaces estimates, manual cost
+updates cover any range (`../shared/voluum-api.md` §11). Before an account's first report
+stream reads, `RestatedDays` asks Voluum for every day's figures over the horizon
+(`restatement_days` back from the range's end, never before `start_date`; grouped by day,
+a request per 31 days), prints each day (`restatement.day_print`) and compares the prints
+with the ones the state keeps (`restatement.DayPrints`, under the tap-level key
+`restated_days`). The days whose print changed are read again by every report stream
+(`WindowPlan(restated=...)`), whole, in as few requests as their spread allows.
+
+The new prints are kept only once every selected report stream of the account read its
+windows (`unit_done`); a stream that failed leaves the restated days' old prints, and a
+sync stopped before the end leaves them all: the next sync restates those days again.
+Nothing is lost to a kill, at worst a day is read twice. The check never fails a sync: a
+check Voluum does not answer is said in one WARNING, and that sync restates nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import requests
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_voluum.accounts import account_of
+from tap_voluum.client import extract_list
+from tap_voluum.errors import RUN_ENDING_ERRORS, VoluumError
+from tap_voluum.restatement import (
+    DayPrints,
+    changed_line,
+    check_windows,
+    day_prints,
+    figure_columns,
+    fresh_line,
+    horizon,
+    unchanged_line,
+)
+from tap_voluum.sdk_compat import keep_tap_entry, sync_units, tap_entry, write_state
+from tap_voluum.stamps import RowStamp
+from tap_voluum.streams.windows import Window, parse_setting_datetime, range_end
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from singer_sdk import Stream, Tap
+    from singer_sdk.helpers.types import Context
+
+    from tap_voluum.streams.windowed import WindowedStream
+
+STATE_KEY = "restated_days"
+"""The tap-level state entry (beside `bookmarks`): each account's day prints."""
+PRINT_SETTINGS = ("timezone", "currency", "workspace_ids", "conversion_time_mode")
+"""The settings that shape every day's figures: a change starts the prints afresh."""
+CHECK_ROWS = 1000
+"""Rows asked for per check request (a day a row: a window of 31 days is one page)."""
+
+
+@dataclass
+class AccountCheck:
+    """One account's check in this run: the days restated, the prints to keep after."""
+
+    old: DayPrints
+    now: dict[date, str] = field(default_factory=dict)
+    restated: tuple[date, ...] = ()
+    reach: tuple[date, date] | None = None
+    pending: set[str] = field(default_factory=set)
+    """Selected report streams that have not finished this account yet."""
+    failed: bool = False
+    """The check or a report stream of the account failed: restated days keep old prints."""
+
+
+class RestatedDays:
+    """The run's restatement check: per account, once, before its first report stream."""
+
+    def __init__(self, tap: Tap, kept: Any = None) -> None:
+        self.tap = tap
+        self.kept: dict[str, Any] = dict(kept) if isinstance(kept, dict) else {}
+        """Each account's prints as the input state had them (`DayPrints.to_state`)."""
+        self.checks: dict[str, AccountCheck] = {}
+        self.lock = threading.RLock()
+        keep_tap_entry(tap, STATE_KEY, dict(self.kept))
+
+    @classmethod
+    def from_state(cls, tap: Tap, state: Mapping[str, Any] | None) -> RestatedDays:
+        """The check of a run whose input state is `state` (its prints carried on)."""
+        return cls(tap, tap_entry(state, STATE_KEY))
+
+    def days(self, stream: WindowedStream, context: Context | None) -> tuple[date, ...]:
+        """The account's restated days (checked on the first call for the account)."""
+        account = stream.client.account(account_of(context)).name
+        with self.lock:
+            check = self.checks.get(account)
+            if check is None:
+                check = self.checks[account] = self.check(stream, context, account)
+            return check.restated
+
+    def check(self, stream: WindowedStream, context: Context | None, account: str) -> AccountCheck:
+        """Read every day's figures over the horizon and compare them with the kept prints."""
+        settings = stream.settings(context)
+        stamp = RowStamp.of(settings, PRINT_SETTINGS).settings
+        old, why = DayPrints.from_state(self.kept.get(account), stamp)
+        check = AccountCheck(old, pending={s.name for s in self.report_streams(context)})
+        days = int(stream.config.get("restatement_days") or 0)
+        end = range_end(stream.tz(context), stream.config.get("end_date"))
+        end_day = (end - timedelta(hours=1)).date()
+        start_day = parse_setting_datetime(str(settings["start_date"])).date()
+        check.reach = horizon(end_day, days, start_day)
+        if check.reach is None:
+            check.failed = True  # nothing to check: keep what is kept
+            return check
+        label = account if len(stream.client.accounts) > 1 else ""
+        try:
+            check.now = self.read_prints(stream, context, check.reach, end)
+        except RUN_ENDING_ERRORS:
+            raise
+        except (VoluumError, RetriableAPIError, requests.RequestException) as exc:
+            check.failed = True
+            stream.logger.warning(
+                "%srestated days not checked (%s): this sync re-reads only its usual range",
+                f"{label}: " if label else "",
+                exc,
+            )
+            return check
+        previous_end = max(old.prints) if old.prints else None
+        check.restated = tuple(old.restated(check.now, before=previous_end))
+        if why:
+            stream.logger.info("%s", fresh_line(label, check.reach, why))
+        elif check.restated:
+            streams = len(check.pending)
+            stream.logger.info("%s", changed_line(label, check.restated, streams))
+        else:
+            stream.logger.info("%s", unchanged_line(label, check.reach))
+        return check
+
+    def read_prints(
+        self,
+        stream: WindowedStream,
+        context: Context | None,
+        reach: tuple[date, date],
+        end: datetime,
+    ) -> dict[date, str]:
+        """Every day's print over `reach`, a request per 31 days (grouped by day)."""
+        settings = stream.settings(context)
+        extra = {c for s in self.report_streams(context) for c in s.schema["properties"]}
+        columns = figure_columns(extra)
+        rows: dict[date, dict] = {}
+        widest = stream.run.readings.widest_span() or 31
+        for first, last in check_windows(*reach, max_days=min(31, widest)):
+            start = datetime.combine(first, datetime.min.time())
+            window = Window(start, min(start + timedelta(days=(last - first).days + 1), end))
+            params: dict[str, Any] = {**window.params, "tz": str(settings["timezone"])}
+            params.update({"groupBy": "day", "include": "ALL", "limit": CHECK_ROWS, "offset": 0})
+            if settings.get("currency"):
+                params["currency"] = settings["currency"]
+            if settings.get("workspace_ids"):
+                params["workspaces"] = list(settings["workspace_ids"])
+            if stream.config.get("conversion_time_mode"):
+                params["conversionTimeMode"] = stream.config["conversion_time_mode"]
+            answer = stream.client.get_json("/report", params, account=account_of(context))
+            for row in extract_list(answer, "rows"):
+                day = str(row.get("day") or "")[:10]
+                if len(day) == 10:
+                    rows[date.fromisoformat(day)] = row
+        return day_prints(rows, reach[0], reach[1], columns)
+
+    def report_streams(self, context: Context | None) -> list[Stream]:
+        """The selected report streams synced for `context`'s account (restating ones)."""
+        account = account_of(context)
+        return [
+            s
+            for s, c in sync_units(self.tap)
+            if getattr(s, "restates", False) and account_of(c) == account
+        ]
+
+    def unit_done(self, stream: WindowedStream, context: Context | None) -> None:
+        """A report stream finished the account: once all have, keep the new prints."""
+        account = stream.client.account(account_of(context)).name
+        with self.lock:
+            check = self.checks.get(account)
+            if check is None or check.reach is None:
+                return
+            check.failed = check.failed or stream.failed_for(context)
+            check.pending.discard(stream.name)
+            if check.pending:
+                return
+            keep_old = check.restated if check.failed else ()
+            if check.now:
+                kept = check.old.updated(check.now, keep_old=keep_old, horizon=check.reach)
+                self.kept[account] = kept.to_state()
+                keep_tap_entry(self.tap, STATE_KEY, dict(self.kept))
+                write_state(stream, force=True)
