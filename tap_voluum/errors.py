@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import msgspec
 import requests
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 RATE_LIMIT_CODE = "NUMBER_OF_REQUEST_FOR_IP_EXCEEDED"
 # Codes in an `error` object that describe trouble on Voluum's side, worth a retry.
@@ -126,3 +133,22 @@ def voluum_error(body: bytes) -> tuple[str, str] | None:
 
 RUN_ENDING_ERRORS = (VoluumAuthError, VoluumConfigError, DeniedEndpointError)
 """Errors that end the run (one account) or the account's work: every stream meets them."""
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn the errors a user can meet into one line and exit 1, without a traceback."""
+    try:
+        yield
+    except ConfigValidationError as exc:
+        fail(f"invalid settings: {'; '.join(exc.errors) or exc}")
+    except (VoluumError, FatalAPIError, RetriableAPIError) as exc:
+        fail(str(exc))
+    except requests.RequestException as exc:
+        fail(f"could not reach Voluum: {type(exc).__name__}")
+
+
+def fail(message: str) -> None:
+    """Log one error line and exit non-zero, without a traceback."""
+    logging.getLogger("tap-voluum").error("tap-voluum: %s", message)
+    sys.exit(1)

@@ -61,6 +61,8 @@ class Readings:
     _widest_span: int | None = None
     event_log_sends_to: bool = False
     """Whether the event log's requests carry `to` (Voluum said it is required)."""
+    page_served: int | None = None
+    """Rows Voluum served in a page short of what was asked while more were left (its cap)."""
 
     # --- groupBy spellings -------------------------------------------------------------
 
@@ -167,12 +169,17 @@ class Readings:
 
     # --- what the run settled on -------------------------------------------------------
 
+    def served(self, rows: int) -> None:
+        """Voluum served `rows` rows where more were asked and left: its page cap."""
+        with self.lock:
+            self.page_served = max(self.page_served or 0, rows)
+
     def _changed(self) -> None:
         """A reading changed (the lock held): requests built before are sent again."""
         self.version += 1
 
     def snapshot(self) -> dict[str, Any]:
-        """What this run knows, as the state keeps it (every field, defaults too)."""
+        """What this run knows (every field, defaults too)."""
         with self.lock:
             return {
                 "group_by": dict(sorted(self._spelling.items())),
@@ -183,4 +190,5 @@ class Readings:
                 "event_log_time": self.event_log_time,
                 "event_log_sends_to": self.event_log_sends_to,
                 "widest_span_days": self._widest_span,
+                "page_served": self.page_served,
             }

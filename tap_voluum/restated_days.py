@@ -194,3 +194,17 @@ class RestatedDays:
                 self.kept[account] = kept.to_state()
                 keep_tap_entry(self.tap, STATE_KEY, dict(self.kept))
                 write_state(stream, force=True)
+
+    def describe(self, account: str) -> str:
+        """One line on the account's check in this run (`settled` block)."""
+        days = int(self.tap.config.get("restatement_days") or 0)
+        if not days:
+            return "restated days not checked (restatement_days: 0)"
+        check = self.checks.get(account)
+        if check is None or check.reach is None:
+            return f"restatement horizon {days} days back from the range's end (not checked)"
+        first, last = check.reach
+        reach = f"restatement horizon {first:%Y-%m-%d} .. {last:%Y-%m-%d}"
+        if check.failed and not check.now:
+            return f"{reach}: not checked (Voluum did not answer the check)"
+        return f"{reach}: {len(check.restated)} past days restated since the last sync"

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
-import requests
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import RetriableAPIError
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
@@ -22,12 +18,15 @@ from tap_voluum.errors import (
     DeniedEndpointError,
     VoluumAuthError,
     VoluumError,
+    fail,
+    one_line_errors,
 )
 from tap_voluum.restated_days import STATE_KEY as RESTATED_KEY
 from tap_voluum.restated_days import RestatedDays
 from tap_voluum.run import SyncRun
 from tap_voluum.sdk_compat import WholeLineWriter, build_tap, print_about, tap_entry
 from tap_voluum.settings import check_settings
+from tap_voluum.settled import settled_lines
 from tap_voluum.streams.base import VoluumStream, keyed_by_account
 from tap_voluum.streams.columns import ReportColumnsStream
 from tap_voluum.streams.conversions import ConversionsStream
@@ -45,7 +44,7 @@ from tap_voluum.streams.reports import (
 from tap_voluum.streams.sync_ahead import SyncAhead
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 MAX_PAGE_SIZE = 100_000
 
@@ -396,9 +395,21 @@ class TapVoluum(Tap):
         for stream in streams:
             for context in self._test_contexts(stream):
                 next(iter(stream.get_records(context)), None)
+        self.say_settled()
         if self.run.failed:
             fail(f"connection test failed: {self.run.summary()}")
         self.logger.info("connection test passed: logged in, %d streams readable", len(streams))
+
+    def say_settled(self) -> None:
+        """Log what the run settled on for this Voluum (`settled`), one INFO line each."""
+        reports = [s for s in self.streams.values() if isinstance(s, ReportStream)]
+        dimensions = {d.group_by: d for s in reports for d in s.definition.dimensions}
+        readings, restated = self.run.readings, self.run.restated
+        lines = settled_lines(
+            readings, dimensions.values(), self.client.accounts, restated, self.config
+        )
+        for line in lines:
+            self.logger.info("%s", line)
 
     def _test_contexts(self, stream: VoluumStream) -> list[dict]:
         """Each account's context; a child's from its parent's first record (a campaign)."""
@@ -447,6 +458,7 @@ class TapVoluum(Tap):
                 if exc.code in (0, None):
                     fail("stopped by a signal; the state written so far is valid: run again")
                 raise
+            tap.say_settled()
             if tap.run.failed:
                 fail(tap.run.summary())
 
@@ -471,25 +483,6 @@ class TapVoluum(Tap):
                 return
             build_tap(cls, config=ctx.params.get("config")).test_connection()
         ctx.exit()
-
-
-@contextmanager
-def one_line_errors() -> Iterator[None]:
-    """Turn the errors a user can meet into one line and exit 1, without a traceback."""
-    try:
-        yield
-    except ConfigValidationError as exc:
-        fail(f"invalid settings: {'; '.join(exc.errors) or exc}")
-    except (VoluumError, FatalAPIError, RetriableAPIError) as exc:
-        fail(str(exc))
-    except requests.RequestException as exc:
-        fail(f"could not reach Voluum: {type(exc).__name__}")
-
-
-def fail(message: str) -> None:
-    """Log one error line and exit non-zero, without a traceback."""
-    logging.getLogger("tap-voluum").error("tap-voluum: %s", message)
-    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -259,7 +259,10 @@ class WindowedStream(VoluumStream):
 
         def read(response: requests.Response) -> Page:
             head = self.client.read_page(response)
-            return Page(token, response.content, head.totalRows, len(head.rows), head.totals)
+            rows = len(head.rows)
+            if rows < self.page_size and token.offset + rows < (head.totalRows or 0):
+                self.run.readings.served(rows)  # Voluum's own page cap
+            return Page(token, response.content, head.totalRows, rows, head.totals)
 
         return request_page(
             self, prepared_request=prepared, context=context, counter=counter, read=read
