@@ -6,11 +6,15 @@ After changing the tap's settings or streams, run `.venv/bin/python scripts/gen_
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.util
 import json
+import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -84,7 +88,9 @@ def _stale_message(path: Path, current: str, wanted: str) -> str:
     return f"{path.relative_to(ROOT)} is out of date; run `{REGENERATE}`:\n{diff[:4000]}"
 
 
-@pytest.mark.parametrize("name", ["README.md", "hub/tap-voluum.yml", "meltano.yml"])
+@pytest.mark.parametrize(
+    "name", ["README.md", "docs/settings.md", "hub/tap-voluum.yml", "meltano.yml"]
+)
 def test_generated_file_is_up_to_date(expected: dict[Path, str], name: str) -> None:
     path = ROOT / name
     current = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -106,6 +112,134 @@ def test_readme_has_the_sections_others_fill() -> None:
     assert "\n## Benchmark\n" in text, "the benchmark script fills this section"
     assert "\n## Streams\n" in text
     assert "| Stream | Endpoint | Primary key |" in text
+
+
+README_MAX_LINES = 400
+README_SECTIONS = [
+    "Using it with Meltano",
+    "Pointing it at the real Voluum API",
+    "Settings",
+    "Streams",
+    "Custom reports",
+    "Many accounts",
+    "Running it every day",
+    "Past days that change",
+    "Errors you may see",
+    "Development",
+    "Benchmark",
+]
+
+
+def _readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_fits_in_one_read() -> None:
+    lines = _readme().count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines: move detail to docs/"
+
+
+def test_readme_sections_in_order() -> None:
+    headings = [line[3:] for line in _readme().splitlines() if line.startswith("## ")]
+    assert headings == README_SECTIONS
+
+
+def test_readme_first_screen_says_how_to_test_without_postgres() -> None:
+    first_section = _readme().split("\n## ", 1)[0]
+    assert './scripts/test.sh -m "not slow"' in first_section
+
+
+def test_readme_lists_only_the_taps_own_settings(about: dict[str, Any]) -> None:
+    text = _readme()
+    block = text.split(gen_docs.ABOUT_BEGIN, 1)[1].split(gen_docs.ABOUT_END, 1)[0]
+    rows = [line.split("|")[1].strip() for line in block.splitlines() if line.startswith("| ")]
+    own = gen_docs.own_settings(about)
+    assert rows == ["Setting", *own], rows
+    assert "restatement_days" in own and "stream_maps" not in own
+    assert "`stream_maps`" in block, "the SDK's built-ins are named in one line"
+
+
+def test_readme_links_to_files_that_exist() -> None:
+    targets = re.findall(r"\]\(((?:docs|benchmarks|hub|sandbox)/[^)#\s]*)", _readme())
+    assert targets, "README links into docs/"
+    missing = sorted({t for t in targets if not (ROOT / t).exists()})
+    assert not missing, f"README links to missing files: {missing}"
+
+
+# ------------------------------------------------------------------------- the code map
+
+_TICKED = re.compile(r"`([^`]+)`")
+_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def code_map_names(text: str) -> list[str]:
+    """The backticked names of the README's code map (from "Code map:" to the next section)."""
+    start = text.index("Code map:")
+    end = text.index("\n## ", start)
+    return _TICKED.findall(text[start:end])
+
+
+def _tap_modules() -> list[ModuleType]:
+    import tap_voluum
+
+    names = [
+        m.name
+        for m in pkgutil.walk_packages(tap_voluum.__path__, "tap_voluum.")
+        if not m.name.endswith("__main__")  # importing it runs the tap
+    ]
+    return [tap_voluum, *(importlib.import_module(name) for name in names)]
+
+
+def code_map_problem(name: str, modules: list[ModuleType], settings: set[str]) -> str | None:
+    """Why `name` names nothing in the project, or None.
+
+    A name is a file (`tap.py`, `streams/windows.py` under tap_voluum/, or a path from the
+    root), a module's member (`sdk_compat.build_tap`), a class or function of the tap
+    (`RestatedDays.unit_done`, `retrying`), or one of the tap's settings (`start_date`).
+    """
+    if "/" in name or name.endswith(".py"):
+        found = (ROOT / name).exists() or (ROOT / "tap_voluum" / name).exists()
+        return None if found else f"{name}: no such file"
+    if not _DOTTED.match(name):
+        return f"{name}: not a name (write it without backticks)"
+    if name in settings:
+        return None
+    first, *rest = name.split(".")
+    roots: list[Any] = [m for m in modules if m.__name__.rsplit(".", 1)[-1] == first]
+    roots += [
+        vars(m)[first]
+        for m in modules
+        if first in vars(m)
+        and str(getattr(vars(m)[first], "__module__", "")).startswith("tap_voluum")
+    ]
+    for root in roots:
+        found = root
+        try:
+            for attr in rest:
+                found = getattr(found, attr)
+        except AttributeError:
+            continue
+        return None
+    return f"{name}: not found in tap_voluum"
+
+
+def test_code_map_names_exist() -> None:
+    from tap_voluum.tap import TapVoluum
+
+    names = code_map_names(_readme())
+    assert len(names) >= 30, names
+    modules = _tap_modules()
+    settings = set(TapVoluum.config_jsonschema["properties"])
+    problems = [p for name in names if (p := code_map_problem(name, modules, settings))]
+    assert not problems, "README code map: " + "; ".join(problems)
+
+
+def test_code_map_check_catches_a_wrong_name() -> None:
+    modules = _tap_modules()
+    for wrong in ("RestatedDays.dayz", "sdk_compat.no_such_door", "windowz.py", "NoSuchClass"):
+        assert code_map_problem(wrong, modules, set()), wrong
+    for right in ("RestatedDays.days", "sdk_compat.build_tap", "streams/windows.py", "retrying"):
+        assert code_map_problem(right, modules, set()) is None, right
 
 
 def test_ci_runs_the_readme_test_command() -> None:
