@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import requests
 from singer_sdk.exceptions import RetriableAPIError
@@ -40,17 +40,45 @@ from tap_voluum.restatement import (
     horizon,
     unchanged_line,
 )
-from tap_voluum.sdk_compat import keep_tap_entry, sync_units, tap_entry, write_state
+from tap_voluum.sdk_compat import keep_tap_entry, sync_units, write_state
 from tap_voluum.stamps import RowStamp
 from tap_voluum.streams.windows import Window, parse_setting_datetime, range_end
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Mapping
+    from zoneinfo import ZoneInfo
 
     from singer_sdk import Stream, Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_voluum.streams.windowed import WindowedStream
+    from tap_voluum.client import VoluumClient
+    from tap_voluum.readings import Readings
+
+
+class CheckedStream(Protocol):
+    """What the check takes from the report stream that asks first (`WindowedStream`)."""
+
+    name: str
+    client: VoluumClient
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The tap's logger."""
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The tap's settings."""
+
+    def settings(self, context: Context | None) -> dict[str, Any]:
+        """The settings of the context's account."""
+
+    def tz(self, context: Context | None) -> ZoneInfo:
+        """The report time zone of the context's account."""
+
+    def failed_for(self, context: Context | None) -> bool:
+        """Whether its work for the context's account stopped."""
+
 
 STATE_KEY = "restated_days"
 """The tap-level state entry (beside `bookmarks`): each account's day prints."""
@@ -77,20 +105,16 @@ class AccountCheck:
 class RestatedDays:
     """The run's restatement check: per account, once, before its first report stream."""
 
-    def __init__(self, tap: Tap, kept: Any = None) -> None:
+    def __init__(self, tap: Tap, readings: Readings, kept: Any = None) -> None:
         self.tap = tap
+        self.readings = readings
         self.kept: dict[str, Any] = dict(kept) if isinstance(kept, dict) else {}
         """Each account's prints as the input state had them (`DayPrints.to_state`)."""
         self.checks: dict[str, AccountCheck] = {}
         self.lock = threading.RLock()
         keep_tap_entry(tap, STATE_KEY, dict(self.kept))
 
-    @classmethod
-    def from_state(cls, tap: Tap, state: Mapping[str, Any] | None) -> RestatedDays:
-        """The check of a run whose input state is `state` (its prints carried on)."""
-        return cls(tap, tap_entry(state, STATE_KEY))
-
-    def days(self, stream: WindowedStream, context: Context | None) -> tuple[date, ...]:
+    def days(self, stream: CheckedStream, context: Context | None) -> tuple[date, ...]:
         """The account's restated days (checked on the first call for the account)."""
         account = stream.client.account(account_of(context)).name
         with self.lock:
@@ -99,7 +123,7 @@ class RestatedDays:
                 check = self.checks[account] = self.check(stream, context, account)
             return check.restated
 
-    def check(self, stream: WindowedStream, context: Context | None, account: str) -> AccountCheck:
+    def check(self, stream: CheckedStream, context: Context | None, account: str) -> AccountCheck:
         """Read every day's figures over the horizon and compare them with the kept prints."""
         settings = stream.settings(context)
         stamp = RowStamp.of(settings, PRINT_SETTINGS).settings
@@ -139,7 +163,7 @@ class RestatedDays:
 
     def read_prints(
         self,
-        stream: WindowedStream,
+        stream: CheckedStream,
         context: Context | None,
         reach: tuple[date, date],
         end: datetime,
@@ -149,7 +173,7 @@ class RestatedDays:
         extra = {c for s in self.report_streams(context) for c in s.schema["properties"]}
         columns = figure_columns(extra)
         rows: dict[date, dict] = {}
-        widest = stream.run.readings.widest_span() or 31
+        widest = self.readings.widest_span() or 31
         for first, last in check_windows(*reach, max_days=min(31, widest)):
             start = datetime.combine(first, datetime.min.time())
             window = Window(start, min(start + timedelta(days=(last - first).days + 1), end))
@@ -177,7 +201,7 @@ class RestatedDays:
             if getattr(s, "restates", False) and account_of(c) == account
         ]
 
-    def unit_done(self, stream: WindowedStream, context: Context | None) -> None:
+    def unit_done(self, stream: CheckedStream, context: Context | None) -> None:
         """A report stream finished the account: once all have, keep the new prints."""
         account = stream.client.account(account_of(context)).name
         with self.lock:
@@ -193,7 +217,7 @@ class RestatedDays:
                 kept = check.old.updated(check.now, keep_old=keep_old, horizon=check.reach)
                 self.kept[account] = kept.to_state()
                 keep_tap_entry(self.tap, STATE_KEY, dict(self.kept))
-                write_state(stream, force=True)
+                write_state(cast("Stream", stream), force=True)
 
     def describe(self, account: str) -> str:
         """One line on the account's check in this run (`settled` block)."""

@@ -276,7 +276,7 @@ class TapVoluum(Tap):
         if self._strict:
             check_settings(self.config)
         self.run.ahead = SyncAhead(self, int(self.config.get("max_concurrency") or 8))
-        self.run.restated = RestatedDays(self, self._kept_prints)
+        self.run.restated = RestatedDays(self, self.run.readings, self._kept_prints)
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:

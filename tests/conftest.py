@@ -63,6 +63,9 @@ def config_for(server: SandboxServer, **overrides: object) -> dict:
         "end_date": "2026-03-12T00:00:00Z",
         "timezone": "America/New_York",
         "lookback_days": 2,
+        # The restatement check (its own requests) is tested where it is the subject
+        # (tests/test_restated_month.py, tests/test_settled.py): off for the rest.
+        "restatement_days": 0,
     }
     config.update(overrides)
     return {key: value for key, value in config.items() if value is not None}

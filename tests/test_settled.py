@@ -50,7 +50,7 @@ def test_the_block_names_what_each_account_settled_on(
     mode: str,
 ) -> None:
     agency.configure(dialects=DIALECTS)
-    config = agency_config(agency, page_size=200)
+    config = agency_config(agency, page_size=200, restatement_days=None)  # the default, 90
     if mode == "--test":
         result = run_cli(config, tmp_path, args=("--test",))
     else:
