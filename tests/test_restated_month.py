@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -189,7 +188,8 @@ class Month:
         """One sync at `now` from `state` (default: the last STATE), not taken in."""
         self.srv.configure(now=now)
         self.srv.clear_requests()
-        config = {**self.config, **settings, "end_date": local(now).isoformat() + "Z"}
+        config = {**self.config, **settings}
+        config["end_date"] = local(now, config["timezone"]).isoformat() + "Z"
         result = run_tap(config, set(self.streams), state=self.state if state is None else state)
         assert result.failures == {}, result.failures
         return result
@@ -235,12 +235,20 @@ class Month:
             self.sync(FIRST_NOW + timedelta(days=n))
         return self
 
-    def off(self, stream: str, account: str = "default", tz: str = TZ) -> list[str]:
+    def off(
+        self, stream: str, account: str = "default", dataset: Dataset | None = None
+    ) -> list[str]:
         """Rows of `stream` in the check's reach unlike the truth at the last clock."""
         assert self.now is not None
-        first, last = reach_at(self.now, tz)
-        truth = self.dataset.truth_rows(
-            list(GROUPS[stream]), midnight(first), local(self.now, tz), tz, include="ALL"
+        self.srv.configure(now=self.now)
+        first, last = reach_at(self.now)
+        truth = (dataset or self.dataset).truth_rows(
+            list(GROUPS[stream]),
+            midnight(first),
+            local(self.now),
+            TZ,
+            include="ALL",
+            currency=self.config.get("currency") or "USD",
         )
         got = {
             table_key(stream, r): r
@@ -351,3 +359,171 @@ def test_a_month_of_daily_syncs_of_three_streams_ends_equal_to_the_truth(
     srv: SandboxServer, dataset: Dataset
 ) -> None:
     assert_month(srv, dataset, FULL)
+
+
+# --- a kill during a re-read, settings, accounts, off ----------------------------------
+
+
+def said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records]
+
+
+def first_record_before(result: SyncResult, stream: str, first: date) -> int:
+    """The index of `stream`'s first record of a day before `first` (a restated day)."""
+    return next(
+        n
+        for n, m in enumerate(result.messages)
+        if m.get("type") == "RECORD"
+        and m["stream"] == stream
+        and date.fromisoformat(m["record"]["day"]) < first
+    )
+
+
+@pytest.mark.parametrize("cut_in", ["first stream", "second stream"])
+def test_killed_during_a_reread_the_resumed_sync_ends_equal_to_the_truth(
+    srv: SandboxServer, dataset: Dataset, cut_in: str
+) -> None:
+    """Output cut inside a restated window, resumed from the last STATE before the cut.
+
+    The kept prints only change once every report stream is done: the STATE before the
+    cut carries the old ones, so the resumed sync reads the restated days again.
+    """
+    streams = ("campaign_report", "offer_report")
+    m = Month(srv, dataset, month_config(srv), streams)
+    m.sync(FIRST_NOW)
+    old, now = m.state, FIRST_NOW + timedelta(days=2)
+    whole = m.run(now)
+    changed = changed_days(srv, dataset, FIRST_NOW, now)
+    order = list(dict.fromkeys(x["stream"] for x in whole.messages if x.get("type") == "RECORD"))
+    stream = order[0 if cut_in == "first stream" else 1]
+    restated = {
+        s: sorted(d for d in changed if d < normal_start(old, s, m.config)) for s in streams
+    }
+    assert restated[stream], "no day restated: nothing to cut"
+    cut = first_record_before(whole, stream, normal_start(old, stream, m.config)) + 1
+    m.take(whole, now, messages=cut)
+    assert m.state[STATE_KEY] == old[STATE_KEY], "prints kept before every stream was done"
+    resumed = m.run(now)
+    for s in streams:
+        again = {date.fromisoformat(r["day"]) for r in resumed.records[s]}
+        first = normal_start(m.state, s, m.config)
+        assert sorted(d for d in again if d < first) == sorted(d for d in changed if d < first), s
+    m.take(resumed, now)
+    for s in streams:
+        wrong = m.off(s)
+        assert not wrong, f"{s}: {len(wrong)} rows off, e.g. {wrong[:5]}"
+    assert m.state[STATE_KEY] == whole.final_state[STATE_KEY]
+    assert m.state[STATE_KEY] != old[STATE_KEY]
+
+
+@pytest.mark.parametrize(("setting", "value"), [("currency", "EUR"), ("timezone", "Europe/Warsaw")])
+def test_a_settings_change_starts_the_prints_afresh(
+    srv: SandboxServer, dataset: Dataset, caplog: pytest.LogCaptureFixture, setting: str, value: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    m = Month(srv, dataset, month_config(srv), ("campaign_report",))
+    m.sync(FIRST_NOW)
+    before = m.state[STATE_KEY]["default"]
+    m.config[setting] = value
+    caplog.clear()
+    now = FIRST_NOW + timedelta(days=1)
+    m.sync(now)
+    first, last = reach_at(now, m.config["timezone"])
+    line = (
+        f"{setting} changed since the last fingerprints; fingerprinting {first} .. {last} "
+        "for the next sync"
+    )
+    assert line in said(caplog)
+    entry = m.state[STATE_KEY]["default"]
+    assert before["stamp"][setting] != value
+    assert entry["stamp"] == {**before["stamp"], setting: value}
+    caplog.clear()
+    m.sync(now + timedelta(days=1))
+    assert not [x for x in said(caplog) if "fingerprints" in x], "afresh again"
+    assert [x for x in said(caplog) if "past day" in x and "changed since the last sync" in x]
+    if setting == "currency":
+        wrong = m.off("campaign_report")
+        assert not wrong, f"{len(wrong)} rows off in EUR, e.g. {wrong[:5]}"
+
+
+NAMES = ("north", "south")
+
+
+@pytest.fixture(scope="module")
+def datasets() -> list[Dataset]:
+    return [
+        Dataset(seed=seed, start=DATA_START, days=DATA_DAYS, campaigns=4, restatements=True)
+        for seed in (41, 42)
+    ]
+
+
+@pytest.fixture(scope="module")
+def agency(datasets: list[Dataset]) -> Iterator[SandboxServer]:
+    with SandboxServer(accounts=datasets, rate_limit=None, now=FIRST_NOW) as server:
+        yield server
+
+
+def test_several_accounts_keep_their_own_prints_and_restated_days(
+    agency: SandboxServer, datasets: list[Dataset], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    config = month_config(agency)
+    del config["access_id"], config["access_key"]
+    config["accounts"] = [
+        {"name": name, "access_id": a.access_id, "access_key": a.access_key}
+        for name, a in zip(NAMES, agency.accounts, strict=True)
+    ]
+    stream = "campaign_report"
+    m = Month(agency, datasets[0], config, (stream,))
+    m.sync(FIRST_NOW)
+    old = m.state
+    caplog.clear()
+    now = FIRST_NOW + timedelta(days=3)
+    result = m.run(now)
+    m.take(result, now)
+    entry = m.state[STATE_KEY]
+    assert set(entry) == set(NAMES)
+    assert entry["north"]["prints"] != entry["south"]["prints"]
+    for n, (name, ds) in enumerate(zip(NAMES, datasets, strict=True)):
+        changed = changed_days(agency, ds, FIRST_NOW, now)
+        assert changed, name
+        found = [x for x in said(caplog) if x.startswith(f"{name}: ") and "past day" in x]
+        assert len(found) == 1 and found[0].startswith(f"{name}: {len(changed)} past day"), found
+        first = normal_start(old, stream, config, name)
+        days = {
+            date.fromisoformat(r["day"]) for r in result.records[stream] if r["account"] == name
+        }
+        assert sorted(d for d in days if d < first) == sorted(d for d in changed if d < first)
+        checks = [
+            r
+            for r in agency.requests
+            if r["path"] == "/report"
+            and r["account"] == n
+            and stream_of(r["query"]["groupBy"]) == CHECK
+        ]
+        assert 1 <= len(checks) <= 4, name
+        assert len(json.dumps(entry[name])) < 2048
+        wrong = m.off(stream, name, ds)
+        assert not wrong, f"{name}: {len(wrong)} rows off, e.g. {wrong[:5]}"
+
+
+def test_restatement_days_0_checks_nothing_and_keeps_no_prints(
+    srv: SandboxServer, dataset: Dataset
+) -> None:
+    streams = ("campaign_report", "offer_report")
+    m = Month(srv, dataset, month_config(srv, restatement_days=0), streams)
+    first_sync = m.run(FIRST_NOW)
+    reports = [r for r in srv.requests if r["path"] == "/report"]
+    assert reports and not [r for r in reports if stream_of(r["query"]["groupBy"]) == CHECK]
+    m.take(first_sync, FIRST_NOW)
+    now = FIRST_NOW + timedelta(days=3)
+    second = m.sync(now)
+    assert m.dailies[0].requests[CHECK] == 0
+    for result in (first_sync, second):
+        assert not [s for s in result.states if s.get(STATE_KEY)], "prints kept"
+    for stream in streams:
+        assert m.dailies[0].changed[stream] == [] and m.dailies[0].reread[stream] == []
+        days = {date.fromisoformat(r["day"]) for r in second.records[stream]}
+        start = normal_start(first_sync.final_state, stream, m.config)
+        span = (end_day(now) - start).days + 1
+        assert days == {start + timedelta(days=n) for n in range(span)}, stream
