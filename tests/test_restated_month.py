@@ -343,6 +343,9 @@ def assert_month(srv: SandboxServer, dataset: Dataset, spec: Spec) -> None:
             assert daily.reread[stream] == daily.changed[stream], (n, stream)
             assert daily.requests[stream] == daily.fewest[stream], (n, stream, daily)
         assert daily.requests[CHECK] <= 4, (n, daily.requests)
+    if spec.days >= 30:  # over 10 days of this data the fewest itself averages 2.1
+        for stream in spec.streams:
+            assert mean(found["default"]["requests"][stream]) <= 2, stream
     entry = default.state[STATE_KEY]
     assert set(entry) == {"default"}
     assert len(json.dumps(entry["default"])) < 2048, entry
@@ -527,3 +530,27 @@ def test_restatement_days_0_checks_nothing_and_keeps_no_prints(
         start = normal_start(first_sync.final_state, stream, m.config)
         span = (end_day(now) - start).days + 1
         assert days == {start + timedelta(days=n) for n in range(span)}, stream
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tap bug: the kept prints move on once every *selected* report stream is done, "
+    "so a report stream left out of one sync (its bookmark still in the state) never reads "
+    "the days Voluum restated meanwhile",
+)
+def test_a_stream_left_out_of_one_sync_still_reads_the_days_restated_meanwhile(
+    srv: SandboxServer, dataset: Dataset
+) -> None:
+    both = ("campaign_report", "offer_report")
+    m = Month(srv, dataset, month_config(srv), both)
+    m.sync(FIRST_NOW)
+    now = FIRST_NOW + timedelta(days=3)
+    m.streams = ("campaign_report",)  # a sync of one stream, from the same state
+    m.sync(now)
+    assert "offer_report" in m.state["bookmarks"]
+    assert changed_days(srv, dataset, FIRST_NOW, now)
+    m.streams = both
+    m.sync(now + timedelta(days=1))
+    for stream in both:
+        wrong = m.off(stream)
+        assert not wrong, f"{stream}: {len(wrong)} rows off, e.g. {wrong[:5]}"
