@@ -1,4 +1,4 @@
-"""Benchmark tap-voluum against the sandbox: four figures in one run, JSON + a Markdown table.
+"""Benchmark tap-voluum against the sandbox: five figures in one run, JSON + a Markdown table.
 
     .venv/bin/python scripts/bench.py [--quick] [--json PATH]
 
@@ -11,7 +11,13 @@ its own, stdout into a pipe (into a file when records are checked per stream):
    x 15), the busiest 1-s window and the 429s of the sandbox's request log;
 4. a 122-day first sync of every report stream, defaults, 0.3 s latency: report requests / the
    fewest that carry the rows (windows of at most 31 days, max(1, ceil(rows / 10,000)) requests
-   each, rows from the sandbox's `Dataset` truth); records per stream must equal the truth's.
+   each, rows from the sandbox's `Dataset` truth); records per stream must equal the truth's;
+5. `restated` (scripts/bench_restated.py): a first sync + 30 daily syncs (10 with --quick) of
+   campaign_report, offer_report and campaign_hourly_report against a sandbox that restates its
+   past, upserted by key: defaults vs a fixed 28-day re-read (`restatement_days: 0`,
+   `lookback_days: 28`). Records re-sent / the fixed re-read's (<= 0.8x), rows unlike the truth
+   at the end over the check's 90 days (0 with defaults, else exit 1), `/report` requests per
+   daily sync per stream (<= 2 on average) and the check's (<= 4).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from datetime import date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from bench_restated import SANDBOX_ARGS, restated
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable  # the sandbox and the taps run on this script's interpreter (the venv's)
@@ -69,6 +77,8 @@ class Case:
     workload: str  # str.format templates over the case's results
     result: str
     target_text: str
+    sandbox_args: tuple[str, ...] = ()
+    data_days: int = 0  # days of data, when not the days read
 
 
 CASES = (
@@ -92,6 +102,13 @@ CASES = (
          "defaults, latency 0.3 s",
          "**{value:.2f}x**: {requests} report requests vs fewest {fewest}, {wall_s} s, {n429} x "
          "429; {records:,} records (truth: {rows_truth:,} rows)", "≤ 1.25x, records = truth"),
+    Case("restated", "Restated days: records re-sent ÷ a fixed 28-day re-read", ACCOUNT, (30, 10),
+         0.0, 0.8, False, "a first sync + {syncs} daily syncs upserted, sandbox restating its "
+         "past; {streams}; defaults vs `restatement_days: 0, lookback_days: 28`",
+         "**{value:.2f}x**: {default[resent]:,} vs {fixed28[resent]:,} records re-sent; rows off "
+         "{default[rows_off]} vs {fixed28[rows_off]}; report requests per daily sync, mean: "
+         "{requests_text}", "≤ 0.8x, 0 rows off, ≤ 2 req./stream, ≤ 4 check",
+         SANDBOX_ARGS, 120),
 )
 
 
@@ -104,8 +121,8 @@ class Sandbox:
 
     def __init__(self, workdir: Path, start: date, days: int, case: Case) -> None:
         args = [PY, "-m", "voluum_sandbox", "--port", "0", "--seed", str(SEED), "--start",
-                str(start), "--days", str(days), "--latency", str(case.latency),
-                "--rate-limit", str(RATE_LIMIT)]
+                str(start), "--days", str(case.data_days or days), "--latency",
+                str(case.latency), "--rate-limit", str(RATE_LIMIT), *case.sandbox_args]
         args += [a for k, v in case.data.items() for a in (f"--{k.replace('_', '-')}", str(v))]
         out, err = workdir / "sandbox.out", workdir / "sandbox.err"
         with out.open("wb") as stdout, err.open("wb") as stderr:
@@ -324,13 +341,13 @@ def backfill(ctx: Ctx) -> dict:
 
 def run_case(case: Case, quick: bool, root: Path) -> dict:
     days, repeats = case.days[quick], 1 if quick else 2
-    start = date.today() - timedelta(days=days + 7)  # whole days, all in the past
+    start = date.today() - timedelta(days=(case.data_days or days) + 7)  # all in the past
     (workdir := root / case.key).mkdir()
-    log(f"{case.key}: sandbox of {days} days, {case.data}, latency {case.latency} s")
+    log(f"{case.key}: sandbox of {case.data_days or days} days, {case.data}, {case.latency} s")
     started, sandbox = time.monotonic(), Sandbox(workdir, start, days, case)
     try:
         measure = {"throughput": throughput, "memory": memory, "budget": budget,
-                   "backfill": backfill}[case.key]
+                   "backfill": backfill, "restated": lambda c: restated(c, SEED, log)}[case.key]
         result = measure(Ctx(case, sandbox, start, days, workdir, repeats))
     finally:
         sandbox.stop()
@@ -392,7 +409,7 @@ def main() -> None:
             path.write_text(text)
     wrong = [k for k, r in results.items() if not r["records_ok"]]
     if wrong:
-        sys.exit(f"BENCH FAILED: records or exit codes wrong in {', '.join(wrong)}: "
+        sys.exit(f"BENCH FAILED: records, rows or exit codes wrong in {', '.join(wrong)}: "
                  f"{results.get('backfill', {}).get('records_wrong') or 'see above'}")
 
 
