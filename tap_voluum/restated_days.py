@@ -40,7 +40,7 @@ from tap_voluum.restatement import (
     horizon,
     unchanged_line,
 )
-from tap_voluum.sdk_compat import keep_tap_entry, sync_units, write_state
+from tap_voluum.sdk_compat import bookmark_ahead, keep_tap_entry, sync_units, write_state
 from tap_voluum.stamps import RowStamp
 from tap_voluum.streams.windows import Window, parse_setting_datetime, range_end
 
@@ -100,6 +100,8 @@ class AccountCheck:
     """Selected report streams that have not finished this account yet."""
     failed: bool = False
     """The check or a report stream of the account failed: restated days keep old prints."""
+    owed: dict[str, set[date]] = field(default_factory=dict)
+    """Restated days a report stream left out of a sync has yet to read, by stream."""
 
 
 class RestatedDays:
@@ -121,7 +123,7 @@ class RestatedDays:
             check = self.checks.get(account)
             if check is None:
                 check = self.checks[account] = self.check(stream, context, account)
-            return check.restated
+            return tuple(sorted({*check.restated, *check.owed.get(stream.name, ())}))
 
     def check(self, stream: CheckedStream, context: Context | None, account: str) -> AccountCheck:
         """Read every day's figures over the horizon and compare them with the kept prints."""
@@ -137,6 +139,8 @@ class RestatedDays:
         if check.reach is None:
             check.failed = True  # nothing to check: keep what is kept
             return check
+        if not why:
+            check.owed = owed_days(self.kept.get(account), check.reach)
         label = account if len(stream.client.accounts) > 1 else ""
         try:
             check.now = self.read_prints(stream, context, check.reach, end)
@@ -208,16 +212,34 @@ class RestatedDays:
             check = self.checks.get(account)
             if check is None or check.reach is None:
                 return
-            check.failed = check.failed or stream.failed_for(context)
+            if stream.failed_for(context):
+                check.failed = True
+            else:
+                check.owed.pop(stream.name, None)
             check.pending.discard(stream.name)
-            if check.pending:
+            if check.pending or not check.now:
                 return
             keep_old = check.restated if check.failed else ()
-            if check.now:
-                kept = check.old.updated(check.now, keep_old=keep_old, horizon=check.reach)
-                self.kept[account] = kept.to_state()
-                keep_tap_entry(self.tap, STATE_KEY, dict(self.kept))
-                write_state(cast("Stream", stream), force=True)
+            kept = check.old.updated(check.now, keep_old=keep_old, horizon=check.reach)
+            for left_out in self.left_out(context):
+                check.owed.setdefault(left_out, set()).update(check.restated)
+            self.kept[account] = {**kept.to_state(), **owed_state(check.owed)}
+            keep_tap_entry(self.tap, STATE_KEY, dict(self.kept))
+            write_state(cast("Stream", stream), force=True)
+
+    def left_out(self, context: Context | None) -> list[str]:
+        """Report streams not synced in this run whose bookmark says they were before.
+
+        They owe the days restated meanwhile: their next sync reads them (`owed`).
+        """
+        synced = {s.name for s in self.report_streams(context)}
+        return [
+            s.name
+            for s in self.tap.streams.values()
+            if getattr(s, "restates", False)
+            and s.name not in synced
+            and bookmark_ahead(s, context) is not None
+        ]
 
     def describe(self, account: str) -> str:
         """One line on the account's check in this run (`settled` block)."""
@@ -232,3 +254,30 @@ class RestatedDays:
         if check.failed and not check.now:
             return f"{reach}: not checked (Voluum did not answer the check)"
         return f"{reach}: {len(check.restated)} past days restated since the last sync"
+
+
+def owed_days(entry: Any, reach: tuple[date, date]) -> dict[str, set[date]]:
+    """The days each left-out stream owes, as an account's entry keeps them (inside `reach`)."""
+    owed = entry.get("owed") if isinstance(entry, dict) else None
+    if not isinstance(owed, dict):
+        return {}
+    days: dict[str, set[date]] = {}
+    for name, texts in owed.items():
+        if isinstance(name, str) and isinstance(texts, list):
+            found = {d for t in texts if (d := _day(t)) and reach[0] <= d <= reach[1]}
+            if found:
+                days[name] = found
+    return days
+
+
+def owed_state(owed: Mapping[str, set[date]]) -> dict[str, Any]:
+    """`{"owed": {stream: [days]}}` for an account's entry, or nothing when none is owed."""
+    kept = {name: sorted(d.isoformat() for d in days) for name, days in owed.items() if days}
+    return {"owed": kept} if kept else {}
+
+
+def _day(text: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(text))
+    except ValueError:
+        return None
