@@ -9,20 +9,39 @@ way Voluum answers. False when nothing is left to change: the stream then fails.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tap_voluum.errors import StreamFailure, VoluumAPIError
 from tap_voluum.readings import mentions
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from tap_voluum.readings import Readings
     from tap_voluum.streams.dimensions import Dimension
 
     Probe = Callable[[str], bool]
     """Whether Voluum accepts `groupBy=<spelling>` (a one-row request of that alone)."""
+
+
+class Asking(Protocol):
+    """A stream whose requests may be refused (`WindowedStream`)."""
+
+    name: str
+    path: str
+
+    @property
+    def run(self) -> _HasReadings:
+        """The run, holding its readings."""
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The tap's logger."""
+
+
+class _HasReadings(Protocol):
+    readings: Readings
 
 
 class Remedies:
@@ -46,6 +65,20 @@ class Remedies:
         """Columns never dropped on a hint (keys, time levels, dimension fields)."""
         self.dimensions = tuple(dimensions)
         """The report's dimensions, whose `groupBy` spellings may be refused."""
+
+    @classmethod
+    def of(
+        cls, stream: Asking, *, protected: Iterable[str], dimensions: Sequence[Dimension] = ()
+    ) -> Remedies:
+        """The remedies of a stream's requests (its name, endpoint and log, the run's readings)."""
+        return cls(
+            stream.run.readings,
+            name=stream.name,
+            path=stream.path,
+            logger=stream.logger,
+            protected=frozenset(protected),
+            dimensions=dimensions,
+        )
 
     def apply(self, params: dict[str, Any], exc: VoluumAPIError, probe: Probe) -> bool:
         """Change one refused reading, the one the error text points at first."""

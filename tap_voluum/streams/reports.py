@@ -250,14 +250,8 @@ class ReportStream(WindowedStream):
     @cached_property
     def remedies(self) -> Remedies:
         """Sort, columns and the dimensions' `groupBy` spellings; dimensions never dropped."""
-        return Remedies(
-            self.run.readings,
-            name=self.name,
-            path=self.path,
-            logger=self.logger,
-            protected=frozenset((*self.definition.dimension_fields, "day", "hour")),
-            dimensions=self.definition.dimensions,
-        )
+        protected = (*self.definition.dimension_fields, "day", "hour")
+        return Remedies.of(self, protected=protected, dimensions=self.definition.dimensions)
 
     def bookmark_after(self, context: Context | None, window: Window) -> str:
         """The start of the window's last bucket: its last hour, or its last day."""

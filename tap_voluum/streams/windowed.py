@@ -207,13 +207,7 @@ class WindowedStream(VoluumStream):
     @cached_property
     def remedies(self) -> Remedies:
         """What this stream may change when Voluum refuses a parameter reading."""
-        return Remedies(
-            self.run.readings,
-            name=self.name,
-            path=self.path,
-            logger=self.logger,
-            protected=frozenset(self.primary_keys or ()),
-        )
+        return Remedies.of(self, protected=self.primary_keys or ())
 
     def fetch_page(self, context: Context | None, token: PageToken) -> Page:
         """One page, through the SDK's retries; a refused parameter reading is changed.
