@@ -56,7 +56,7 @@ OFF = {"restatement_days": 0}
 
 @pytest.fixture(scope="module")
 def dataset() -> Dataset:
-    return Dataset(seed=31, start=DATA_START, days=DATA_DAYS, campaigns=12, restatements=True)
+    return Dataset(seed=31, start=DATA_START, days=DATA_DAYS, campaigns=6, restatements=True)
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +313,9 @@ def mean(values: list[int]) -> float:
 def figures(srv: SandboxServer, dataset: Dataset, spec: Spec) -> dict[str, dict[str, Any]]:
     """Each month's rows off, records re-sent and requests; printed (see them with -s)."""
     found: dict[str, dict[str, Any]] = {}
-    for name in ("default", "fixed 28", "off"):
+    # "off" shows the problem exists (rows off without the check): the quick month is enough.
+    names = ("default", "fixed 28", "off") if spec == QUICK else ("default", "fixed 28")
+    for name in names:
         m = month(srv, dataset, spec, name)
         asked = {k: m.per_sync(k) for k in (*spec.streams, CHECK)}
         found[name] = {
@@ -343,7 +345,8 @@ def assert_month(srv: SandboxServer, dataset: Dataset, spec: Spec) -> None:
     for stream in spec.streams:
         wrong = default.off(stream)
         assert not wrong, f"{stream}: {len(wrong)} rows off, e.g. {wrong[:5]}"
-    assert sum(found["off"]["off"].values()) > 0, "restatement_days 0 left no row off"
+    if "off" in found:
+        assert sum(found["off"]["off"].values()) > 0, "restatement_days 0 left no row off"
     assert found["default"]["resent"] <= 0.8 * found["fixed 28"]["resent"]
     for n, daily in enumerate(default.dailies, 1):
         for stream in spec.streams:
