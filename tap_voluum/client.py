@@ -353,11 +353,6 @@ class VoluumClient:
             }
         )
 
-    @property
-    def session(self) -> VoluumSession:
-        """The first account's access-key session."""
-        return self.sessions.first
-
     def account(self, name: str | None) -> Account:
         """An account by name (the first one for None)."""
         return self.accounts[name] if name else next(iter(self.accounts.values()))

@@ -128,7 +128,7 @@ def test_streams_of_a_tap_share_one_login_and_taps_share_nothing(
     assert len(logins(fresh_sandbox)) == 3, "discovery's tap and the sync's tap log in apart"
     first, second = TapVoluum(config=config), TapVoluum(config={**config, "max_concurrency": 2})
     assert first.client is not second.client
-    assert first.client.session is not second.client.session
+    assert first.client.sessions is not second.client.sessions
     assert first.client.limiter is not second.client.limiter
     assert first.client.http is not second.client.http
     assert first.streams["offers"].requests_session is first.client.http
