@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tap_voluum.client import DENIED_ENDPOINTS
+from tests.test_imports import find_circle
 from voluum_sandbox.auth import ACCESS_KEY_DENY_LIST
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,30 +101,7 @@ def test_truth_does_not_import_the_report_engine() -> None:
 
 def import_cycle() -> list[str] | None:
     """A cycle of the sandbox's module import graph (every import, ``TYPE_CHECKING`` ones too)."""
-    graph = {m: sandbox_imports(m) for m in sandbox_modules()}
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    path: list[str] = []
-
-    def visit(module: str) -> list[str] | None:
-        state[module] = 1
-        path.append(module)
-        for target in sorted(graph.get(module, ())):
-            if state.get(target) == 1:
-                return [*path[path.index(target) :], target]
-            if target not in state:
-                found = visit(target)
-                if found:
-                    return found
-        path.pop()
-        state[module] = 2
-        return None
-
-    for module in graph:
-        if module not in state:
-            found = visit(module)
-            if found:
-                return found
-    return None
+    return find_circle({m: sandbox_imports(m) for m in sandbox_modules()})
 
 
 def test_sandbox_import_graph_has_no_cycle() -> None:
