@@ -169,13 +169,23 @@ class VoluumHTTP(requests.Session):
         self.headers["Accept"] = "application/json"
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Send one request once the limiter allows it."""
+        """Send one request once the limiter allows it.
+
+        The account mark is not sent, and is put back once the answer is in: a retry
+        sends the same prepared request again, and its token and limiter must still be
+        its own account's.
+        """
         path = urlparse(request.url or "").path
         if is_denied(request.method or "GET", path):
             msg = f"{request.method} {path} refuses access-key sessions; tap-voluum never calls it"
             raise DeniedEndpointError(msg)
-        self.limiter_for(request.headers.pop(ACCOUNT_HEADER, None)).acquire()
-        return super().send(request, **kwargs)
+        account = request.headers.pop(ACCOUNT_HEADER, None)
+        try:
+            self.limiter_for(account).acquire()
+            return super().send(request, **kwargs)
+        finally:
+            if account is not None:
+                request.headers[ACCOUNT_HEADER] = account
 
     def limiter_for(self, account: str | None) -> RateLimiter:
         """The limiter an account's requests wait for."""

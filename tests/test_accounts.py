@@ -253,3 +253,17 @@ def test_an_account_may_set_its_own_time_zone(
     north = of(result.records["campaign_report"], "north")
     assert {r["timeZone"] for r in north} == {TZ}
     assert_daily_report_matches(north, datasets[0], "campaign", start=START, end=END)
+
+
+@pytest.mark.parametrize("fault", ["503", "reset"])
+def test_a_retried_request_keeps_its_account(
+    agency: SandboxServer, datasets: list[Dataset], fault: str
+) -> None:
+    """A request retried after a fault is sent again for its own account, with its token."""
+    agency.configure(faults={fault: 0.3, "seed": 5})
+    result = run_tap(agency_config(agency, max_retries=10), {"campaign_report", "offer_report"})
+    assert agency.fault_counts.get(fault, 0) >= 3, "faults were served"
+    for name, dataset in zip(NAMES, datasets, strict=True):
+        records = of(result.records["campaign_report"], name)
+        assert_daily_report_matches(records, dataset, "campaign")
+        assert_daily_report_matches(of(result.records["offer_report"], name), dataset, "offer")

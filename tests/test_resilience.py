@@ -63,6 +63,7 @@ def values(keyed: dict[str, dict]) -> dict[str, list[dict]]:
     return {stream: list(rows.values()) for stream, rows in keyed.items()}
 
 
+@pytest.mark.timeout(600)  # a 2-second token and every fault kind: one to two minutes of retries
 def test_a_sync_under_faults_writes_exactly_the_clean_records(
     clean: SyncResult, fresh_sandbox: SandboxServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,7 +17,7 @@ what a row becomes (`completer`); everything else is the same for every windowed
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -332,6 +332,8 @@ class WindowedStream(VoluumStream):
         with self.isolated(context):
             stamp = self.row_stamp(context)
             changes = stamp.changes(peek_context_state(self, context))
+            started = None if changes else bookmark_ahead(self, context)
+            since = parse_setting_datetime(str(started)) if started else None
             scheduler = self.run.ahead.scheduler(self, context)
             label = self.label(context)
             if scheduler is None:
@@ -368,8 +370,8 @@ class WindowedStream(VoluumStream):
                         if reconciler and tally.pages:
                             reconcile(self, context, reconciler, window, tally.totals)
                         progress.window_done(window, tally)
-                        if not self.connection_test and window.end > plan.normal_start:
-                            bookmark(self, context, window, stamp)
+                        if not self.connection_test:
+                            bookmark(self, context, window, stamp, since)
                 finally:
                     if writer:
                         writer.flush()  # the records of a window cut short too
@@ -379,15 +381,23 @@ class WindowedStream(VoluumStream):
 
 
 def bookmark(
-    stream: WindowedStream, context: Context | None, window: Window, stamp: RowStamp
+    stream: WindowedStream,
+    context: Context | None,
+    window: Window,
+    stamp: RowStamp,
+    since: datetime | None,
 ) -> None:
     """A window was written whole: its bookmark, stamped with the settings, and a STATE.
 
-    With BATCH messages the SDK writes STATE after each batch file instead: a window's
-    records may still wait in a batch not yet written.
+    A bookmark never moves back past `since`, the one the sync started from (windows of
+    restated days or of the lookback lie before it). With BATCH messages the SDK writes
+    STATE after each batch file instead: a window's records may still wait in one.
     """
-    state = move_bookmark(stream, context, stream.bookmark_after(context, window))
-    stamp.put(state)
+    value = stream.bookmark_after(context, window)
+    if since is not None and datetime.fromisoformat(value) <= since:
+        stamp.put(stream.get_context_state(context))  # the same settings: the bookmark stays
+        return
+    stamp.put(move_bookmark(stream, context, value))
     if stream.get_batch_config(stream.config) is None:
         write_state(stream)
 
