@@ -83,17 +83,13 @@ class Remedies:
     def apply(self, params: dict[str, Any], exc: VoluumAPIError, probe: Probe) -> bool:
         """Change one refused reading, the one the error text points at first."""
         text = exc.detail
-        columns_named = bool(self.named_columns(params, text)) and "sort" not in text.lower()
-        order = (
-            [self.drop_columns, self.drop_sort]
-            if columns_named
-            else [
-                self.drop_sort,
-                self.drop_columns,
-            ]
-        )
+        sort_named = "sort" in text.lower()
+        columns_named = bool(self.named_columns(params, text))
+        order = [self.drop_sort, self.drop_columns]
+        if columns_named and not sort_named:
+            order.reverse()
         if self.dimensions:
-            points_elsewhere = "sort" in text.lower() or self.named_columns(params, text)
+            points_elsewhere = sort_named or columns_named
             order = [*order, self.respell] if points_elsewhere else [self.respell, *order]
         return any(change(params, exc, probe) for change in order)
 

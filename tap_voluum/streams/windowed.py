@@ -125,10 +125,9 @@ class WindowedStream(VoluumStream):
         tz = self.tz(context)
         end = range_end(tz, self.config.get("end_date"))
         first = parse_setting_datetime(str(self.settings(context)["start_date"])).date()
-        changed = self.row_stamp(context).changes(peek_context_state(self, context))
-        bookmark = None if changed else bookmark_ahead(self, context)
+        _, bookmark = resume_point(self, context)
         if bookmark:
-            day = parse_setting_datetime(str(bookmark)).astimezone(tz).date()
+            day = bookmark.astimezone(tz).date()
             first = max(first, day - timedelta(days=int(self.config["lookback_days"])))
         restated: tuple[date, ...] = ()
         if self.connection_test:
@@ -331,9 +330,7 @@ class WindowedStream(VoluumStream):
         """The read, top to bottom: windows, pages, records, checks, bookmark."""
         with self.isolated(context):
             stamp = self.row_stamp(context)
-            changes = stamp.changes(peek_context_state(self, context))
-            started = None if changes else bookmark_ahead(self, context)
-            since = parse_setting_datetime(str(started)) if started else None
+            changes, since = resume_point(self, context)
             scheduler = self.run.ahead.scheduler(self, context)
             label = self.label(context)
             if scheduler is None:
@@ -378,6 +375,18 @@ class WindowedStream(VoluumStream):
                     self.record_writer = None
             if reconciler:
                 reconciler.summary()
+
+
+def resume_point(
+    stream: WindowedStream, context: Context | None
+) -> tuple[list[tuple[str, str, str]], datetime | None]:
+    """What changed in the settings since the bookmark, and the bookmark a sync resumes from.
+
+    A bookmark made under other settings (`stamps`) counts for nothing: None.
+    """
+    changes = stream.row_stamp(context).changes(peek_context_state(stream, context))
+    bookmark = None if changes else bookmark_ahead(stream, context)
+    return changes, parse_setting_datetime(str(bookmark)) if bookmark else None
 
 
 def bookmark(
